@@ -1,0 +1,38 @@
+# Two commands do everything on a fresh machine: `make book` and `make test`.
+# Targets are idempotent: the virtualenv is rebuilt only when pyproject.toml changes.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+EXTRAS := book,test,site,homework
+
+export PYTHONHASHSEED := 0
+
+.PHONY: venv test book bench homework check-site clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $@
+
+test: venv
+	$(BIN)/python -m pytest tests
+
+book: venv
+	$(BIN)/jupyter-book build . -W -n --keep-going
+	@echo "HTML: $(CURDIR)/_build/html/index.html"
+
+bench: venv
+	$(BIN)/python benchmarks/train_throughput.py
+
+homework: venv
+	$(BIN)/python -m funml_lib.homework book homework
+
+check-site: venv
+	$(BIN)/python scripts/check_site.py _build/html
+
+clean:
+	rm -rf _build homework .pytest_cache

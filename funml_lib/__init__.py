@@ -1,0 +1,57 @@
+"""funml_lib: the library behind the course book "FunML: Autoencoder Extensions".
+
+Chapters import the names below; everything else is an implementation detail.
+"""
+from funml_lib.data import (
+    corrupt_gaussian,
+    corrupt_mask,
+    corrupt_salt_pepper,
+    data_source,
+    load_mnist,
+)
+from funml_lib.losses import (
+    ElboTerms,
+    autoencoder_loss,
+    bernoulli_nll,
+    elbo,
+    gaussian_kl,
+    kl_sparsity,
+    l1_sparsity,
+    sparse_loss,
+    squared_error,
+    vae_loss,
+)
+from funml_lib.metrics import (
+    activations,
+    importance_sampled_nll,
+    negative_elbo,
+    reconstruction_mse,
+    sparsity_stats,
+)
+from funml_lib.models import (
+    VAE,
+    ConvAutoencoder,
+    FCAutoencoder,
+    PyTorchExamplesVAE,
+    SparseAutoencoder,
+)
+from funml_lib.plotting import (
+    plot_filters,
+    plot_history,
+    plot_kl_sparsity_curve,
+    plot_latent_scatter,
+    plot_manifold,
+    show_images,
+    show_rows,
+)
+from funml_lib.train import (
+    History,
+    evaluate,
+    fit,
+    load_checkpoint,
+    pick_device,
+    save_checkpoint,
+    seed_everything,
+)
+
+__version__ = "0.1.0"

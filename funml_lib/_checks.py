@@ -1,0 +1,109 @@
+"""Argument checks shared by the library: each raises an error that names the argument and its range."""
+from __future__ import annotations
+
+import math
+from numbers import Real
+from typing import Iterable
+
+import torch
+from torch import Tensor
+
+
+def _scalar(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (Real, Tensor)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if isinstance(value, Tensor):
+        if value.numel() != 1:
+            raise TypeError(f"{name} must be a single number, got a tensor of shape {tuple(value.shape)}")
+        value = value.item()
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"{name} must be a number, got NaN")
+    return value
+
+
+def check_probability_open(name: str, value: object) -> float:
+    """Return `value` as float if it lies in the open interval (0, 1)."""
+    v = _scalar(name, value)
+    if not 0.0 < v < 1.0:
+        raise ValueError(f"{name} must be in the open interval (0, 1), got {v:g}")
+    return v
+
+
+def check_fraction(name: str, value: object) -> float:
+    """Return `value` as float if it lies in the closed interval [0, 1]."""
+    v = _scalar(name, value)
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {v:g}")
+    return v
+
+
+def check_nonnegative(name: str, value: object) -> float:
+    """Return `value` as float if it is finite and >= 0."""
+    v = _scalar(name, value)
+    if not (v >= 0.0 and math.isfinite(v)):
+        raise ValueError(f"{name} must be a finite number >= 0, got {v:g}")
+    return v
+
+
+def check_positive(name: str, value: object) -> float:
+    """Return `value` as float if it is finite and > 0."""
+    v = _scalar(name, value)
+    if not (v > 0.0 and math.isfinite(v)):
+        raise ValueError(f"{name} must be a finite number > 0, got {v:g}")
+    return v
+
+
+def check_positive_int(name: str, value: object) -> int:
+    """Return `value` if it is an int >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value}")
+    return value
+
+
+def check_choice(name: str, value: object, choices: Iterable[object]) -> object:
+    """Return `value` if it is one of `choices`."""
+    choices = tuple(choices)
+    if value not in choices:
+        allowed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    return value
+
+
+def check_tensor(name: str, x: object) -> Tensor:
+    """Return `x` if it is a torch.Tensor."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    return x
+
+
+def check_finite(name: str, x: Tensor) -> Tensor:
+    """Return `x` if it holds no NaN or infinity."""
+    check_tensor(name, x)
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        bad = "NaN" if bool(torch.isnan(x).any()) else "infinite values"
+        raise ValueError(f"{name} contains {bad}; every entry must be finite")
+    return x
+
+
+def check_in_unit_interval(name: str, x: Tensor) -> Tensor:
+    """Return `x` if every entry is finite and in [0, 1] (pixel intensities, probabilities)."""
+    check_finite(name, x)
+    if x.numel() and (bool((x < 0).any()) or bool((x > 1).any())):
+        lo, hi = float(x.min()), float(x.max())
+        raise ValueError(f"{name} must have all values in [0, 1], got values in [{lo:g}, {hi:g}]")
+    return x
+
+
+def check_images(name: str, x: object, features: int = 784) -> Tensor:
+    """Return `x` if it is a non-empty float tensor of shape (N, features) with finite entries."""
+    check_tensor(name, x)
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if x.dim() != 2 or x.shape[1] != features:
+        raise ValueError(f"{name} must have shape (N, {features}), got {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it must hold at least one sample (N >= 1)")
+    return check_finite(name, x)

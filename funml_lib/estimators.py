@@ -1,0 +1,262 @@
+"""Small, exactly checkable models behind the VAE chapter's derivations.
+
+Three groups, each named after the math it checks:
+- gradient estimators of d/dmu and d/dsigma of E_{z ~ N(mu, sigma^2)}[f(z)]: the reparameterised
+  (pathwise) estimator and the score-function (REINFORCE) estimator, one estimate per sample;
+- a linear-Gaussian latent model, p(z) = N(0, I), p(x|z) = N(Wz + b, s^2 I), whose evidence log p(x)
+  and posterior p(z|x) are known in closed form, so an ELBO can be compared with the truth;
+- a Monte Carlo estimate of KL(N(mu, diag sigma^2) || N(0, I)) to set beside the closed form.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple
+
+import torch
+from torch import Tensor
+
+from funml_lib._checks import check_finite, check_positive, check_positive_int, check_tensor
+
+__all__ = [
+    "GradientSamples", "reparameterized_gradient", "score_function_gradient", "square",
+    "square_gradient", "square_gradient_variance", "spread_of_mean",
+    "linear_gaussian_log_likelihood", "linear_gaussian_posterior", "linear_gaussian_elbo",
+    "gaussian_kl_full", "MonteCarloEstimate", "gaussian_kl_monte_carlo",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Gradient estimators for E_{z ~ N(mu, sigma^2)}[f(z)]
+# ---------------------------------------------------------------------------------------------
+class GradientSamples(NamedTuple):
+    """Per-sample gradient estimates, each of shape (n_samples,); their means estimate the gradient."""
+    d_mu: Tensor
+    d_sigma: Tensor
+
+
+def _check_mu_sigma(mu: float, sigma: float) -> tuple[float, float]:
+    if isinstance(mu, bool) or not isinstance(mu, (int, float)):
+        raise TypeError(f"mu must be a real number, got {type(mu).__name__}")
+    if not math.isfinite(mu):
+        raise ValueError(f"mu must be a finite number, got {mu}")
+    return float(mu), check_positive("sigma", sigma)
+
+
+def _noise(n_samples: int, seed: int) -> Tensor:
+    check_positive_int("n_samples", n_samples)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(n_samples, generator=gen, dtype=torch.float64)
+
+
+def reparameterized_gradient(f: Callable[[Tensor], Tensor], mu: float, sigma: float,
+                             n_samples: int, seed: int = 0) -> GradientSamples:
+    """Pathwise estimates of the gradient of E_{z~N(mu, sigma^2)}[f(z)], one per sample of eps.
+
+    f: differentiable, maps a float64 tensor (n,) to (n,) elementwise. Returns two (n_samples,) tensors.
+    z = mu + sigma * eps, eps ~ N(0, 1), so d f(z)/d mu = f'(z) and d f(z)/d sigma = f'(z) * eps.
+    """
+    mu, sigma = _check_mu_sigma(mu, sigma)
+    eps = _noise(n_samples, seed)
+    # One copy of (mu, sigma) per sample: the gradient of the summed objective with respect to
+    # copy i is then exactly the single-sample estimate i.
+    mu_ = torch.full_like(eps, mu, requires_grad=True)
+    sigma_ = torch.full_like(eps, sigma, requires_grad=True)
+    z = mu_ + sigma_ * eps
+    f(z).sum().backward()
+    return GradientSamples(mu_.grad.detach(), sigma_.grad.detach())
+
+
+def score_function_gradient(f: Callable[[Tensor], Tensor], mu: float, sigma: float,
+                            n_samples: int, seed: int = 0) -> GradientSamples:
+    """Score-function (REINFORCE) estimates of the gradient of E_{z~N(mu, sigma^2)}[f(z)], one per sample.
+
+    f: maps a float64 tensor (n,) to (n,); it is never differentiated. Returns two (n_samples,) tensors.
+    grad E[f(z)] = E[f(z) * grad log N(z; mu, sigma^2)], i.e. f(z) * eps / sigma for mu and
+    f(z) * (eps^2 - 1) / sigma for sigma.
+    """
+    mu, sigma = _check_mu_sigma(mu, sigma)
+    eps = _noise(n_samples, seed)
+    mu_ = torch.full_like(eps, mu, requires_grad=True)
+    sigma_ = torch.full_like(eps, sigma, requires_grad=True)
+    # The sample is drawn without a path back to (mu, sigma); only log q carries the gradient.
+    z = (mu + sigma * eps).detach()
+    log_q = torch.distributions.Normal(mu_, sigma_).log_prob(z)
+    (f(z).detach() * log_q).sum().backward()
+    return GradientSamples(mu_.grad.detach(), sigma_.grad.detach())
+
+
+def square(z: Tensor) -> Tensor:
+    """Test function f(z) = z^2, elementwise; E[z^2] = mu^2 + sigma^2 under N(mu, sigma^2)."""
+    return z * z
+
+
+def square_gradient(mu: float, sigma: float) -> tuple[float, float]:
+    """Exact gradient of E_{z~N(mu, sigma^2)}[z^2] = mu^2 + sigma^2: returns (2 mu, 2 sigma)."""
+    mu, sigma = _check_mu_sigma(mu, sigma)
+    return 2.0 * mu, 2.0 * sigma
+
+
+def square_gradient_variance(mu: float, sigma: float) -> dict[str, float]:
+    """Exact per-sample variance of both estimators of d/dmu E[z^2] (f = square).
+
+    Pathwise: 2z = 2(mu + sigma eps), variance 4 sigma^2.
+    Score function: z^2 eps / sigma, variance (mu^4 + 18 mu^2 sigma^2 + 15 sigma^4) / sigma^2 - 4 mu^2
+    (moments of eps: E eps^2 = 1, E eps^4 = 3, E eps^6 = 15).
+    """
+    mu, sigma = _check_mu_sigma(mu, sigma)
+    reparam = 4.0 * sigma**2
+    score = (mu**4 + 18.0 * mu**2 * sigma**2 + 15.0 * sigma**4) / sigma**2 - 4.0 * mu**2
+    return {"reparameterized": reparam, "score_function": score}
+
+
+def spread_of_mean(samples: Tensor, n: int) -> float:
+    """Standard deviation of the mean of n samples, measured over disjoint blocks of `samples`.
+
+    samples: (M,) per-sample estimates with M >= 2 n. The M // n blocks of n consecutive samples
+    give M // n independent means; their standard deviation shrinks like 1 / sqrt(n).
+    """
+    check_tensor("samples", samples)
+    if samples.dim() != 1:
+        raise ValueError(f"samples must be one-dimensional (M,), got shape {tuple(samples.shape)}")
+    check_positive_int("n", n)
+    blocks = samples.shape[0] // n
+    if blocks < 2:
+        raise ValueError(f"n must be at most len(samples) // 2 = {samples.shape[0] // 2}, got {n}")
+    means = samples[: blocks * n].reshape(blocks, n).mean(dim=1)
+    return float(means.std())
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Linear-Gaussian latent model: p(z) = N(0, I_K), p(x|z) = N(W z + b, s^2 I_D)
+# ---------------------------------------------------------------------------------------------
+def _check_model(x: Tensor, W: Tensor, b: Tensor, s: float) -> tuple[Tensor, float]:
+    for name, t in (("x", x), ("W", W), ("b", b)):
+        check_finite(name, t)
+    if W.dim() != 2:
+        raise ValueError(f"W must have shape (D, K), got {tuple(W.shape)}")
+    D = W.shape[0]
+    if b.shape != (D,):
+        raise ValueError(f"b must have shape (D,) = ({D},) to match W, got {tuple(b.shape)}")
+    if x.dim() == 1:
+        x = x.unsqueeze(0)
+    if x.dim() != 2 or x.shape[1] != D or x.shape[0] == 0:
+        raise ValueError(f"x must have shape (N, D) = (N, {D}) with N >= 1, got {tuple(x.shape)}")
+    return x, check_positive("s", s)
+
+
+def linear_gaussian_log_likelihood(x: Tensor, W: Tensor, b: Tensor, s: float) -> Tensor:
+    """Exact log p(x) of the linear-Gaussian model, in nats: (N,) for x of shape (N, D).
+
+    Integrating z out gives x ~ N(b, W W^T + s^2 I), a Gaussian whose density we can evaluate.
+    """
+    x, s = _check_model(x, W, b, s)
+    cov = W @ W.T + s**2 * torch.eye(W.shape[0], dtype=W.dtype, device=W.device)
+    return torch.distributions.MultivariateNormal(b, covariance_matrix=cov).log_prob(x)
+
+
+def linear_gaussian_posterior(x: Tensor, W: Tensor, b: Tensor, s: float) -> tuple[Tensor, Tensor]:
+    """Exact posterior p(z|x) = N(mean, cov) of the linear-Gaussian model.
+
+    Returns mean (N, K) and cov (K, K), shared by all x:
+    cov = (I + W^T W / s^2)^{-1},  mean = cov W^T (x - b) / s^2.
+    """
+    x, s = _check_model(x, W, b, s)
+    eye = torch.eye(W.shape[1], dtype=W.dtype, device=W.device)
+    cov = torch.linalg.inv(eye + W.T @ W / s**2)
+    mean = (x - b) @ W @ cov / s**2  # cov is symmetric, so this is (cov W^T (x - b) / s^2) per row
+    return mean, cov
+
+
+def _check_q(q_mean: Tensor, q_cov: Tensor, N: int, K: int) -> Tensor:
+    check_finite("q_mean", q_mean)
+    check_finite("q_cov", q_cov)
+    if q_mean.shape != (N, K):
+        raise ValueError(f"q_mean must have shape (N, K) = ({N}, {K}), got {tuple(q_mean.shape)}")
+    if q_cov.shape not in ((K, K), (N, K, K)):
+        raise ValueError(f"q_cov must have shape (K, K) or (N, K, K) with K = {K}, got {tuple(q_cov.shape)}")
+    return q_cov.expand(N, K, K)
+
+
+def linear_gaussian_elbo(x: Tensor, W: Tensor, b: Tensor, s: float, q_mean: Tensor, q_cov: Tensor,
+                         n_samples: int | None = None, seed: int = 0) -> Tensor:
+    """ELBO of the linear-Gaussian model for q(z|x) = N(q_mean, q_cov), in nats: (N,).
+
+    q_mean: (N, K); q_cov: (K, K) or (N, K, K), symmetric positive definite (a diagonal q is
+    torch.diag_embed(variances)). ELBO = E_q[log p(x|z)] - KL(q || N(0, I)); the expectation is
+    exact when n_samples is None, else a reparameterised Monte Carlo average over n_samples draws:
+    E_q log p(x|z) = -D/2 log(2 pi s^2) - (|x - W m - b|^2 + tr(W S W^T)) / (2 s^2).
+    """
+    x, s = _check_model(x, W, b, s)
+    (N, D), K = x.shape, W.shape[1]
+    q_cov = _check_q(q_mean, q_cov, N, K)
+    kl = gaussian_kl_full(q_mean, q_cov, torch.zeros_like(q_mean),
+                          torch.eye(K, dtype=W.dtype, device=W.device))
+    const = -0.5 * D * math.log(2.0 * math.pi * s**2)
+    if n_samples is None:
+        resid = x - q_mean @ W.T - b
+        trace = torch.einsum("dk,nkl,dl->n", W, q_cov, W)
+        expected_log_lik = const - (resid.pow(2).sum(1) + trace) / (2.0 * s**2)
+    else:
+        check_positive_int("n_samples", n_samples)
+        gen = torch.Generator(device=x.device).manual_seed(seed)
+        eps = torch.randn(n_samples, N, K, generator=gen, dtype=x.dtype, device=x.device)
+        z = q_mean + torch.einsum("nkl,snl->snk", torch.linalg.cholesky(q_cov), eps)
+        resid = x - z @ W.T - b
+        expected_log_lik = (const - resid.pow(2).sum(-1) / (2.0 * s**2)).mean(0)
+    return expected_log_lik - kl
+
+
+def gaussian_kl_full(mean_q: Tensor, cov_q: Tensor, mean_p: Tensor, cov_p: Tensor) -> Tensor:
+    """KL(N(mean_q, cov_q) || N(mean_p, cov_p)) in nats for full covariances: (N,).
+
+    means: (N, K); covs: (K, K) or (N, K, K).
+    KL = 1/2 [tr(S_p^{-1} S_q) + (m_p - m_q)^T S_p^{-1} (m_p - m_q) - K + log det S_p - log det S_q].
+    """
+    for name, t in (("mean_q", mean_q), ("cov_q", cov_q), ("mean_p", mean_p), ("cov_p", cov_p)):
+        check_finite(name, t)
+    if mean_q.dim() != 2 or mean_p.shape != mean_q.shape:
+        raise ValueError(f"mean_q and mean_p must both have shape (N, K), got {tuple(mean_q.shape)} "
+                         f"and {tuple(mean_p.shape)}")
+    N, K = mean_q.shape
+    cov_q = _check_q(mean_q, cov_q, N, K)
+    cov_p = _check_q(mean_p, cov_p, N, K)
+    chol_p = torch.linalg.cholesky(cov_p)
+    trace = torch.cholesky_solve(cov_q, chol_p).diagonal(dim1=-2, dim2=-1).sum(-1)
+    diff = (mean_p - mean_q).unsqueeze(-1)
+    maha = (diff * torch.cholesky_solve(diff, chol_p)).sum((-2, -1))
+    logdet_p = 2.0 * chol_p.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+    logdet_q = torch.linalg.slogdet(cov_q).logabsdet
+    return 0.5 * (trace + maha - K + logdet_p - logdet_q)
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Monte Carlo KL to the standard normal prior
+# ---------------------------------------------------------------------------------------------
+class MonteCarloEstimate(NamedTuple):
+    """A Monte Carlo mean and its standard error (std of the samples / sqrt(n_samples)), same shape."""
+    mean: Tensor
+    stderr: Tensor
+
+
+def gaussian_kl_monte_carlo(mu: Tensor, logvar: Tensor, n_samples: int = 1000,
+                            seed: int = 0) -> MonteCarloEstimate:
+    """Monte Carlo KL(N(mu, diag exp(logvar)) || N(0, I)) in nats: mean and stderr, each (N,).
+
+    mu, logvar: (N, K). Averages log q(z) - log p(z) over z = mu + exp(logvar / 2) * eps.
+    """
+    check_finite("mu", mu)
+    check_finite("logvar", logvar)
+    if mu.dim() != 2 or logvar.shape != mu.shape:
+        raise ValueError(f"mu and logvar must both have shape (N, K), got {tuple(mu.shape)} "
+                         f"and {tuple(logvar.shape)}")
+    check_positive_int("n_samples", n_samples)
+    if n_samples < 2:
+        raise ValueError(f"n_samples must be an int >= 2 (a standard error needs two), got {n_samples}")
+    gen = torch.Generator(device=mu.device).manual_seed(seed)
+    eps = torch.randn((n_samples, *mu.shape), generator=gen, dtype=mu.dtype, device=mu.device)
+    z = mu + (0.5 * logvar).exp() * eps
+    # log q(z) - log p(z) per latent dimension; the 2 pi constants cancel.
+    log_ratio = 0.5 * (-logvar - eps.pow(2) + z.pow(2)).sum(-1)
+    return MonteCarloEstimate(log_ratio.mean(0), log_ratio.std(0) / math.sqrt(n_samples))

@@ -1,0 +1,102 @@
+"""Notebook harness: every chapter in _toc.yml runs top to bottom with tiny parameters, then replays.
+
+Step 1 executes the chapter with papermill, injecting the small values stored in the notebook's
+metadata ("funml" -> "test_parameters"), so a chapter runs in seconds.
+Step 2 runs the executed copy through nbval: cells whose first line is `# NBVAL_CHECK_OUTPUT` must
+print exactly what they printed in step 1 (seeded numbers reproduce).
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "_build" / "test-notebooks"
+CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+
+
+def toc_files(node: object) -> list[str]:
+    """All `file:` entries of a jupyter-book _toc.yml, in reading order."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("file", "root") and isinstance(value, str):
+                found.append(value)
+            else:
+                found.extend(toc_files(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(toc_files(item))
+    return found
+
+
+def chapter_notebooks() -> list[Path]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    paths = [ROOT / f"{name}.ipynb" for name in toc_files(toc)]
+    return [p for p in paths if p.exists()]
+
+
+CHAPTERS = chapter_notebooks()
+
+
+def test_toc_lists_notebook_chapters():
+    assert CHAPTERS, "_toc.yml lists no .ipynb chapter: the harness would test nothing"
+
+
+def code_cells(nb) -> list:
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_is_clean_and_parameterised(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    dirty = [i for i, c in enumerate(code_cells(nb)) if c.outputs or c.execution_count]
+    assert not dirty, f"{path.name}: code cells {dirty} carry outputs; clear them before committing"
+
+    tagged = [c for c in code_cells(nb) if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: needs exactly one cell tagged 'parameters'"
+    params = nb.metadata.get("funml", {}).get("test_parameters")
+    assert params, f"{path.name}: metadata funml.test_parameters (tiny values for tests) is missing"
+    defined = {line.split("=")[0].strip() for line in tagged[0].source.splitlines()
+               if "=" in line and not line.lstrip().startswith("#")}
+    unknown = sorted(set(params) - defined)
+    assert not unknown, f"{path.name}: test_parameters {unknown} are not set in the parameters cell"
+
+    checked = [c for c in code_cells(nb) if c.source.startswith(CHECK_MARK)]
+    if path.stem[:2].isdigit() and path.stem[:2] != "00":
+        assert checked, f"{path.name}: no cell starts with {CHECK_MARK}; key numbers are unchecked"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_executes_and_reproduces(path: Path):
+    import papermill
+
+    nb = nbformat.read(path, as_version=4)
+    params = nb.metadata.get("funml", {}).get("test_parameters", {})
+    OUT.mkdir(parents=True, exist_ok=True)
+    executed = OUT / path.name
+    papermill.execute_notebook(
+        str(path), str(executed), parameters=params, kernel_name="python3",
+        cwd=str(path.parent), progress_bar=False, log_output=False,
+    )
+
+    result = nbformat.read(executed, as_version=4)
+    for cell in code_cells(result):
+        if cell.source.startswith(CHECK_MARK):
+            assert cell.outputs, f"{path.name}: a {CHECK_MARK} cell printed nothing, so it checks nothing"
+
+    replay = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+         "--nbval-current-env", "--nbval-sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg"),
+         str(executed)],
+        cwd=str(path.parent), capture_output=True, text=True,
+    )
+    assert replay.returncode == 0, (
+        f"{path.name}: nbval replay failed (a checked cell printed something else the second time)\n"
+        + replay.stdout[-4000:] + replay.stderr[-2000:]
+    )

@@ -1,0 +1,64 @@
+"""The two environment descriptions (pyproject.toml for pip, environment.yml for conda) stay in step."""
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+# conda-forge/pytorch call two packages differently from PyPI.
+CONDA_TO_PYPI = {"pytorch": "torch"}
+NOT_PACKAGES = {"python", "pip"}
+
+
+def bare_name(requirement: str) -> str:
+    """'jupyter-book<2' -> 'jupyter-book'; names compared case- and separator-insensitively."""
+    name = re.split(r"[<>=!~;\[ ]", requirement.strip(), maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pyproject_packages() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        reqs.extend(extra)
+    return {bare_name(r) for r in reqs}
+
+
+def conda_packages() -> set[str]:
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    names = set()
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            names.update(bare_name(r) for r in dep.get("pip", []))
+        else:
+            name = bare_name(dep)
+            names.add(CONDA_TO_PYPI.get(name, name))
+    return names - NOT_PACKAGES
+
+
+def test_bare_name_strips_versions_and_extras():
+    assert bare_name("jupyter-book<2") == "jupyter-book"
+    assert bare_name("Sphinx_Exercise>=1.0") == "sphinx-exercise"
+    assert bare_name("funml-lib[book]") == "funml-lib"
+
+
+def test_environment_yml_matches_pyproject():
+    pip_side, conda_side = pyproject_packages(), conda_packages()
+    assert pip_side - conda_side == set(), f"in pyproject.toml only: {sorted(pip_side - conda_side)}"
+    assert conda_side - pip_side == set(), f"in environment.yml only: {sorted(conda_side - pip_side)}"
+
+
+def test_required_packages_present_and_torch_unpinned():
+    names = pyproject_packages()
+    for needed in ("jupyter-book", "torch", "torchvision", "matplotlib", "ipywidgets", "tqdm",
+                   "nbval", "papermill", "pytest", "mlxtend"):
+        assert needed in names
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for req in project["dependencies"]:
+        if bare_name(req) in ("torch", "torchvision"):
+            assert req.strip() in ("torch", "torchvision"), f"{req}: let pip choose a matching pair"
+    book = project["optional-dependencies"]["book"]
+    assert any(bare_name(r) == "jupyter-book" and "<2" in r for r in book)
