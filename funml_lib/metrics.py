@@ -1,0 +1,185 @@
+"""Numbers the chapters report about a trained model: reconstruction error, sparsity of the code,
+negative ELBO and an importance-sampled estimate of -log p(x) for VAEs.
+
+Every function runs without gradients, in batches, with the model in eval mode (its previous
+train/eval mode is restored afterwards), and synchronises with the device once, at the end.
+"""
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from funml_lib._checks import (check_finite, check_images, check_in_unit_interval, check_nonnegative,
+                               check_positive_int, check_probability_open, check_tensor)
+from funml_lib.losses import _gaussian_kl
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+@contextmanager
+def _evaluating(model: nn.Module) -> Iterator[None]:
+    """Eval mode and no gradients inside the block; the model's previous mode is restored after."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def _check_inputs(model: nn.Module, x: object, batch_size: object) -> Tensor:
+    check_images("x", x)
+    check_positive_int("batch_size", batch_size)
+    p = next(model.parameters(), None) if isinstance(model, nn.Module) else None
+    if p is not None and p.device != x.device:
+        raise ValueError(f"x is on {x.device} but the model is on {p.device}; move them to the same device, "
+                         f"e.g. model.to(x.device)")
+    return x
+
+
+def _check_seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    return seed
+
+
+def _encode_gaussian(model: nn.Module, x: Tensor, caller: str) -> tuple[Tensor, Tensor]:
+    out = model.encode(x) if hasattr(model, "encode") else None
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise TypeError(f"{caller} needs a VAE-like model whose encode(x) returns (mu, logvar), "
+                        f"got {type(model).__name__}")
+    return out
+
+
+def _log_px_given_z(model: nn.Module, z: Tensor, x: Tensor) -> Tensor:
+    """log p(x|z) of a Bernoulli decoder, summed over pixels: z (..., d), x broadcastable -> (...)."""
+    lead = z.shape[:-1]
+    z2 = z.reshape(-1, z.shape[-1])
+    if hasattr(model, "decode_logits"):
+        logits = model.decode_logits(z2).reshape(*lead, -1)
+        return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+    x_hat = model.decode(z2).reshape(*lead, -1)
+    return -F.binary_cross_entropy(x_hat, x.expand_as(x_hat), reduction="none").sum(-1)
+
+
+def _reconstruct(model: nn.Module, x: Tensor) -> Tensor:
+    if hasattr(model, "reparameterize"):
+        mu, _ = _encode_gaussian(model, x, "reconstruction_mse")
+        return model.decode(mu)  # the posterior mean, so the metric is deterministic
+    x_hat = model(x)
+    return x_hat[0] if isinstance(x_hat, tuple) else x_hat
+
+
+def _total(parts: list[Tensor]) -> float:
+    # float64 on the CPU: mps has no float64, and the sum of many float32 partial sums loses digits
+    return float(torch.stack(parts).cpu().double().sum())
+
+
+def reconstruction_mse(model: nn.Module, x: Tensor, target: Tensor | None = None, batch_size: int = 1024) -> float:
+    """Mean squared reconstruction error per pixel over the whole set.
+
+    x: (N, 784) input (x_tilde for a denoising AE); target: (N, 784), None means x.
+    MSE = (1 / (N 784)) sum_i ||target_i - x_hat_i||^2. For a VAE x_hat = decode(mu), the posterior mean.
+    """
+    _check_inputs(model, x, batch_size)
+    target = x if target is None else check_images("target", target)
+    if target.shape != x.shape:
+        raise ValueError(f"target must have the shape of x {tuple(x.shape)}, got {tuple(target.shape)}")
+    parts = []
+    with _evaluating(model):
+        for i in range(0, x.shape[0], batch_size):
+            x_hat = _reconstruct(model, x[i:i + batch_size])
+            parts.append(F.mse_loss(x_hat, target[i:i + batch_size], reduction="sum"))
+    return _total(parts) / target.numel()
+
+
+def activations(model: nn.Module, x: Tensor, batch_size: int = 1024) -> Tensor:
+    """Codes z = model.encode(x) for the whole set, (N, hidden), on x's device, no grad.
+
+    For a VAE (encode returns (mu, logvar)) this is mu.
+    """
+    _check_inputs(model, x, batch_size)
+    parts = []
+    with _evaluating(model):
+        for i in range(0, x.shape[0], batch_size):
+            z = model.encode(x[i:i + batch_size])
+            parts.append(z[0] if isinstance(z, tuple) else z)
+    return torch.cat(parts)
+
+
+def sparsity_stats(z: Tensor, rho: float | None = None, threshold: float = 0.05) -> dict:
+    """Summary of how sparse the codes z (N, hidden) are.
+
+    Returns {"mean_activation": rho_hat_j = (1/N) sum_i z_ij as a CPU tensor (hidden,),
+    "mean_rho_hat": mean_j rho_hat_j, "frac_below": fraction of z_ij < threshold,
+    "frac_zero": fraction of z_ij == 0, "rho": rho (the target, passed through)}.
+    """
+    check_tensor("z", z)
+    if z.dim() != 2 or z.shape[0] == 0:
+        raise ValueError(f"z must have shape (N, hidden) with N >= 1, got {tuple(z.shape)}")
+    check_finite("z", z)
+    if rho is not None:
+        rho = check_probability_open("rho", rho)
+    threshold = check_nonnegative("threshold", threshold)
+    z = z.detach().float()
+    rho_hat = z.mean(0)
+    return {"mean_activation": rho_hat.cpu(), "mean_rho_hat": float(rho_hat.mean()),
+            "frac_below": float((z < threshold).float().mean()), "frac_zero": float((z == 0).float().mean()),
+            "rho": rho}
+
+
+def negative_elbo(model: nn.Module, x: Tensor, batch_size: int = 1024, seed: int = 0) -> float:
+    """Negative ELBO in nats per digit, averaged over the digits, one z ~ q(z|x) per digit.
+
+    x: (N, 784) in [0, 1]; model: encode -> (mu, logvar) and decode_logits (or decode), e.g. VAE or
+    PyTorchExamplesVAE. -ELBO_i = -log p(x_i|z_i) + KL(q(z|x_i) || N(0, I)), z_i = mu_i + sigma_i eps_i,
+    eps from a torch.Generator on x.device seeded with `seed` (same seed and device -> same number).
+    """
+    _check_inputs(model, x, batch_size)
+    check_in_unit_interval("x", x)
+    g = torch.Generator(device=x.device).manual_seed(_check_seed(seed))
+    parts = []
+    with _evaluating(model):
+        for i in range(0, x.shape[0], batch_size):
+            xb = x[i:i + batch_size]
+            mu, logvar = _encode_gaussian(model, xb, "negative_elbo")
+            eps = torch.randn(mu.shape, generator=g, device=mu.device, dtype=mu.dtype)
+            z = mu + torch.exp(0.5 * logvar) * eps
+            parts.append((_gaussian_kl(mu, logvar) - _log_px_given_z(model, z, xb)).sum())
+    return _total(parts) / x.shape[0]
+
+
+def importance_sampled_nll(model: nn.Module, x: Tensor, k: int = 100, batch_size: int = 256,
+                           seed: int = 0) -> float:
+    """Importance-sampled estimate of -log p(x) in nats per digit, averaged over the digits.
+
+    x: (N, 784) in [0, 1]; k samples z_1..z_k ~ q(z|x) per digit (seeded generator);
+    -log p(x) ~= -log (1/k) sum_k p(x|z_k) p(z_k) / q(z_k|x), computed with logsumexp.
+    By Jensen's inequality the estimate is <= negative_elbo in expectation, with equality in expectation
+    at k = 1, and it decreases towards -log p(x) as k grows (Burda et al., 2016).
+    Memory: about k * batch_size * 784 floats per batch; lower batch_size for large k.
+    """
+    _check_inputs(model, x, batch_size)
+    check_in_unit_interval("x", x)
+    check_positive_int("k", k)
+    g = torch.Generator(device=x.device).manual_seed(_check_seed(seed))
+    parts = []
+    with _evaluating(model):
+        for i in range(0, x.shape[0], batch_size):
+            xb = x[i:i + batch_size]
+            mu, logvar = _encode_gaussian(model, xb, "importance_sampled_nll")
+            eps = torch.randn((k, *mu.shape), generator=g, device=mu.device, dtype=mu.dtype)
+            z = mu + torch.exp(0.5 * logvar) * eps                                        # (k, B, d)
+            log_pz = -0.5 * (z.pow(2) + LOG_2PI).sum(-1)                                  # (k, B)
+            log_qz = -0.5 * (eps.pow(2) + LOG_2PI + logvar).sum(-1)                       # (z - mu) / sigma = eps
+            log_w = _log_px_given_z(model, z, xb) + log_pz - log_qz
+            parts.append(-(torch.logsumexp(log_w, 0) - math.log(k)).sum())
+    return _total(parts) / x.shape[0]
