@@ -18,11 +18,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $@
 
+# FUNML_STUDENT_RUNS=one: also execute one real student notebook up to its first exercise.
 test: venv
-	$(BIN)/python -m pytest tests
+	FUNML_STUDENT_RUNS=one $(BIN)/python -m pytest tests
 
+# FUNML_STATIC=1: explorers draw their static figures only (a built page cannot run callbacks).
 book: venv
-	$(BIN)/jupyter-book build . -W -n --keep-going
+	FUNML_STATIC=1 $(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "HTML: $(CURDIR)/_build/html/index.html"
 
 bench: venv

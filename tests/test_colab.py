@@ -1,0 +1,158 @@
+"""Colab: every chapter starts with the set-up cell, its install URL matches _config.yml, the Colab branch
+of that cell installs the library (simulated: the pip command is captured, not run), and the built HTML
+carries an "open in Colab" link to the chapter's own .ipynb on the right branch.
+
+The HTML checks need `make book` first; without _build/html they are skipped (CI runs `make test` before
+`make book`; scripts/check_site.py checks the same link after the build). Run them after a build with
+    FUNML_REQUIRE_HTML=1 .venv/bin/python -m pytest tests/test_colab.py -k html
+where a chapter page that is missing from the build then fails instead of being skipped.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from funml_lib import colab
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+
+
+def toc_files(node: object) -> list[str]:
+    if isinstance(node, dict):
+        own = [v for k, v in node.items() if k in ("file", "root") and isinstance(v, str)]
+        return own + [f for k, v in node.items() if k not in ("file", "root") for f in toc_files(v)]
+    if isinstance(node, list):
+        return [f for item in node for f in toc_files(item)]
+    return []
+
+
+def chapter_docnames() -> list[str]:
+    """Docnames (path from the book root, no suffix) of the notebook chapters in _toc.yml."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    names = [str(Path(f).with_suffix("")) if f.endswith(".ipynb") else f for f in toc_files(toc)]
+    return [n for n in names if (ROOT / f"{n}.ipynb").exists()]
+
+
+CHAPTERS = chapter_docnames()
+
+
+def colab_link(docname: str) -> str:
+    """The link the chapter's Colab button must have: the notebook's path inside the git repository."""
+    repo = CONFIG["repository"]
+    slug = repo["url"].rstrip("/").removesuffix(".git").split("github.com/")[1]
+    in_repo = f"{docname}.ipynb"  # docnames are relative to _config.yml's folder, the repository root
+    return f"{CONFIG['launch_buttons']['colab_url'].rstrip('/')}/github/{slug}/blob/{repo['branch']}/{in_repo}"
+
+
+# ---------------------------------------------------------------------------- configuration
+def test_one_source_of_truth_for_url_and_branch():
+    repo = CONFIG["repository"]
+    assert colab.REPO_URL == repo["url"].rstrip("/")
+    # without `branch` the theme links to "master"; this repository's branch is main
+    assert repo.get("branch") == colab.BRANCH == "main"
+    assert CONFIG["launch_buttons"]["colab_url"].rstrip("/") == "https://colab.research.google.com"
+
+
+def test_path_to_book_matches_where_the_book_lives():
+    # sphinx-book-theme builds <colab_url>/github/<org>/<repo>/blob/<branch>/<path_to_book>/<docname>.ipynb;
+    # _config.yml sits at the repository root, so path_to_book must be empty ("." would give "./book/..").
+    path_to_book = CONFIG["repository"].get("path_to_book") or ""
+    assert path_to_book.strip("/") == "", (
+        f"path_to_book must be empty for a book at the repository root, got {path_to_book!r}")
+    for docname in CHAPTERS:
+        assert (ROOT / path_to_book / f"{docname}.ipynb").is_file()
+
+
+def test_install_spec_names_this_package():
+    project = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'name = "funml-lib"' in project
+    assert f'"funml-lib @ git+{colab.REPO_URL}@{colab.BRANCH}"' in colab.SETUP_CELL
+
+
+# ---------------------------------------------------------------------------- the set-up cell
+def run_setup_cell(monkeypatch, in_colab: bool) -> tuple[dict, list]:
+    """Execute SETUP_CELL as a notebook would; return (its namespace, the captured subprocess calls)."""
+    calls: list = []
+
+    def fake_run(cmd, *args, **kwargs):
+        calls.append((cmd, kwargs))
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    if in_colab:
+        fake = types.ModuleType("google.colab")
+        monkeypatch.setitem(sys.modules, "google.colab", fake)
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    namespace: dict = {}
+    exec(compile(colab.SETUP_CELL, "<setup cell>", "exec"), namespace)
+    return namespace, calls
+
+
+def test_setup_cell_in_colab_installs_from_the_repository(monkeypatch):
+    namespace, calls = run_setup_cell(monkeypatch, in_colab=True)
+    assert namespace["IN_COLAB"] is True
+    assert len(calls) == 1
+    cmd, kwargs = calls[0]
+    assert cmd[:4] == [sys.executable, "-m", "pip", "install"]
+    assert cmd[-1] == f"funml-lib @ git+{CONFIG['repository']['url']}@{CONFIG['repository']['branch']}"
+    assert kwargs.get("check") is True  # a failed install stops the notebook instead of failing later
+
+
+def test_setup_cell_outside_colab_changes_nothing(monkeypatch):
+    modules, path = set(sys.modules), list(sys.path)
+    namespace, calls = run_setup_cell(monkeypatch, in_colab=False)
+    assert calls == [] and namespace["IN_COLAB"] is False
+    assert set(sys.modules) - modules == set() and sys.path == path
+
+
+@pytest.mark.parametrize("docname", CHAPTERS)
+def test_every_chapter_starts_with_the_setup_cell(docname):
+    nb = nbformat.read(ROOT / f"{docname}.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code, f"{docname}: no code cell"
+    assert code[0].source == colab.SETUP_CELL, (
+        f"{docname}: the first code cell must be funml_lib.colab.SETUP_CELL, verbatim")
+
+
+@pytest.mark.parametrize("docname", CHAPTERS)
+def test_chapter_that_loads_mnist_says_which_data(docname):
+    # In Colab MNIST comes from torchvision's download; elsewhere maybe the offline fallback: say which.
+    nb = nbformat.read(ROOT / f"{docname}.ipynb", as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    if "load_mnist(" in code:
+        assert "data_source(" in code, f"{docname}: loads MNIST but never prints data_source(...)"
+
+
+# ---------------------------------------------------------------------------- the built HTML
+def built_page(docname: str) -> str:
+    if not HTML.is_dir():
+        pytest.skip("_build/html does not exist yet: run `make book`, then this test (CI: make check-site)")
+    page = HTML / f"{docname}.html"
+    if not page.is_file():
+        if os.environ.get("FUNML_REQUIRE_HTML") == "1":
+            pytest.fail(f"{page} was not built")
+        pytest.skip(f"{page.name} is not in this (older?) build; rebuild with `make book`")
+    return page.read_text(encoding="utf-8")
+
+
+def test_colab_link_formula():
+    slug = colab.REPO_URL.split("github.com/")[1]
+    assert colab_link("book/02_sparse_autoencoders") == (
+        f"https://colab.research.google.com/github/{slug}/blob/main/book/02_sparse_autoencoders.ipynb")
+
+
+@pytest.mark.parametrize("docname", CHAPTERS)
+def test_built_html_has_colab_button_for_the_chapter(docname):
+    html = built_page(docname)
+    assert colab_link(docname) in html, f"{docname}.html: no link {colab_link(docname)}"
+    assert "/blob/master/" not in html, f"{docname}.html: a launch link points at branch master"
