@@ -5,10 +5,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS := book,test,site,homework
+SUDO   := $(shell test "$$(id -u)" -eq 0 || echo sudo)
 
 export PYTHONHASHSEED := 0
 
-.PHONY: venv test book bench homework check-site clean
+.PHONY: venv test book bench homework check-site clean assets chromium
 
 venv: $(STAMP)
 
@@ -23,7 +24,7 @@ test: venv
 	FUNML_STUDENT_RUNS=one $(BIN)/python -m pytest tests
 
 # FUNML_STATIC=1: explorers draw their static figures only (a built page cannot run callbacks).
-book: venv
+book: venv assets
 	FUNML_STATIC=1 $(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "HTML: $(CURDIR)/_build/html/index.html"
 
@@ -33,8 +34,21 @@ bench: venv
 homework: venv
 	$(BIN)/python -m funml_lib.homework book homework
 
-check-site: venv
+check-site: venv chromium
 	$(BIN)/python scripts/check_site.py _build/html
 
+# MathJax, RequireJS and the widget manager are served from the site itself (offline readers, offline CI).
+VENDOR_STAMP := book/_static/vendor/.installed
+assets: $(VENDOR_STAMP)
+$(VENDOR_STAMP): package.json package-lock.json
+	command -v npm >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends nodejs npm; }
+	npm ci --ignore-scripts --no-audit --no-fund
+	npm run --silent vendor
+	touch $@
+
+# The browser check drives Debian's Chromium (never a downloaded browser).
+chromium:
+	test -x /usr/bin/chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium chromium-driver; }
+
 clean:
-	rm -rf _build homework .pytest_cache
+	rm -rf _build homework .pytest_cache node_modules book/_static/vendor

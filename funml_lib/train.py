@@ -138,8 +138,12 @@ def _adam(params: list[nn.Parameter], lr: float, weight_decay: float) -> torch.o
 
 
 def _show_progress(progress: bool | None) -> bool:
-    if progress is None:  # CI logs fill up with progress bars; everyone else likes to see them
-        return os.environ.get("CI", "").strip().lower() in ("", "0", "false", "no")
+    if progress is None:
+        # CI logs fill up with progress bars, and in the built book (FUNML_STATIC) a bar would be a
+        # frozen widget; everyone else likes to see them
+        quiet = [os.environ.get(v, "").strip().lower() not in ("", "0", "false", "no")
+                 for v in ("CI", "FUNML_STATIC")]
+        return not any(quiet)
     if not isinstance(progress, bool):
         raise TypeError(f"progress must be None, True or False, got {type(progress).__name__}")
     return progress
