@@ -34,8 +34,10 @@ bench: venv
 homework: venv
 	$(BIN)/python -m funml_lib.homework book homework
 
+# After the build: every page in Chromium, then the launch-button tests that need the built HTML.
 check-site: venv chromium
 	$(BIN)/python scripts/check_site.py _build/html
+	FUNML_REQUIRE_HTML=1 $(BIN)/python -m pytest -q tests/test_colab.py -k html
 
 # MathJax, RequireJS and the widget manager are served from the site itself (offline readers, offline CI).
 VENDOR_STAMP := book/_static/vendor/.installed
