@@ -97,8 +97,11 @@ def check_in_unit_interval(name: str, x: Tensor) -> Tensor:
     return x
 
 
-def check_images(name: str, x: object, features: int = 784) -> Tensor:
-    """Return `x` if it is a non-empty float tensor of shape (N, features) with finite entries."""
+def check_rows(name: str, x: object, features: int = 784) -> Tensor:
+    """Return `x` if it is a non-empty float tensor of shape (N, features).
+
+    Looks at metadata only (no scan of the values, no device sync), so models call it on every forward.
+    """
     check_tensor(name, x)
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
@@ -106,4 +109,9 @@ def check_images(name: str, x: object, features: int = 784) -> Tensor:
         raise ValueError(f"{name} must have shape (N, {features}), got {tuple(x.shape)}")
     if x.shape[0] == 0:
         raise ValueError(f"{name} is empty: it must hold at least one sample (N >= 1)")
-    return check_finite(name, x)
+    return x
+
+
+def check_images(name: str, x: object, features: int = 784) -> Tensor:
+    """Return `x` if it is a non-empty float tensor of shape (N, features) with finite entries."""
+    return check_finite(name, check_rows(name, x, features))

@@ -10,21 +10,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from funml_lib._checks import check_positive_int, check_tensor
+from funml_lib._checks import check_positive_int, check_rows
 
 PIXELS = 784  # 28 x 28 MNIST digit, flattened
-
-
-def _check_rows(name: str, x: object, features: int) -> Tensor:
-    """Cheap check (no sync, no value scan) that x is a non-empty float tensor of shape (N, features)."""
-    check_tensor(name, x)
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    if x.dim() != 2 or x.shape[1] != features:
-        raise ValueError(f"{name} must have shape (N, {features}), got {tuple(x.shape)}")
-    if x.shape[0] == 0:
-        raise ValueError(f"{name} is empty: it must hold at least one sample (N >= 1)")
-    return x
 
 
 class FCAutoencoder(nn.Module):
@@ -68,15 +56,15 @@ class FCAutoencoder(nn.Module):
 
     def encode(self, x: Tensor) -> Tensor:
         """Code z = E_theta(x): (N, 784) -> (N, latent_dim)."""
-        return self.encoder(_check_rows("x", x, PIXELS))
+        return self.encoder(check_rows("x", x, PIXELS))
 
     def decode(self, z: Tensor) -> Tensor:
         """Reconstruction x_hat = G_phi(z): (N, latent_dim) -> (N, 784)."""
-        return self.decoder(_check_rows("z", z, self.latent_dim))
+        return self.decoder(check_rows("z", z, self.latent_dim))
 
     def forward(self, x: Tensor) -> Tensor:
         """x_hat = G_phi(E_theta(x)): (N, 784) -> (N, 784)."""
-        return self.decoder(self.encoder(_check_rows("x", x, PIXELS)))
+        return self.decoder(self.encoder(check_rows("x", x, PIXELS)))
 
 
 class ConvAutoencoder(nn.Module):
@@ -109,15 +97,15 @@ class ConvAutoencoder(nn.Module):
 
     def encode(self, x: Tensor) -> Tensor:
         """Code z: (N, 784) -> (N, latent_dim)."""
-        return self.encoder(_check_rows("x", x, PIXELS))
+        return self.encoder(check_rows("x", x, PIXELS))
 
     def decode(self, z: Tensor) -> Tensor:
         """Reconstruction x_hat in (0, 1): (N, latent_dim) -> (N, 784)."""
-        return self.decoder(_check_rows("z", z, self.latent_dim))
+        return self.decoder(check_rows("z", z, self.latent_dim))
 
     def forward(self, x: Tensor) -> Tensor:
         """x_hat: (N, 784) -> (N, 784)."""
-        return self.decoder(self.encoder(_check_rows("x", x, PIXELS)))
+        return self.decoder(self.encoder(check_rows("x", x, PIXELS)))
 
 
 class SparseAutoencoder(nn.Module):
@@ -141,15 +129,15 @@ class SparseAutoencoder(nn.Module):
 
     def encode(self, x: Tensor) -> Tensor:
         """Activations z = sigmoid(W1 x + b1): (N, 784) -> (N, hidden_dim), in (0, 1)."""
-        return self.encoder(_check_rows("x", x, PIXELS))
+        return self.encoder(check_rows("x", x, PIXELS))
 
     def decode(self, z: Tensor) -> Tensor:
         """x_hat = sigmoid(W2 z + b2): (N, hidden_dim) -> (N, 784)."""
-        return self.decoder(_check_rows("z", z, self.hidden_dim))
+        return self.decoder(check_rows("z", z, self.hidden_dim))
 
     def forward(self, x: Tensor) -> Tensor:
         """x_hat: (N, 784) -> (N, 784)."""
-        return self.decoder(self.encoder(_check_rows("x", x, PIXELS)))
+        return self.decoder(self.encoder(check_rows("x", x, PIXELS)))
 
 
 class VAE(nn.Module):
@@ -172,7 +160,7 @@ class VAE(nn.Module):
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Parameters of q(z|x): x (N, 784) -> mu (N, latent_dim), logvar = log sigma^2 (N, latent_dim)."""
-        h = torch.relu(self.encoder_hidden(_check_rows("x", x, PIXELS)))
+        h = torch.relu(self.encoder_hidden(check_rows("x", x, PIXELS)))
         return self.to_mu(h), self.to_logvar(h)
 
     def reparameterize(self, mu: Tensor, logvar: Tensor) -> Tensor:
@@ -181,7 +169,7 @@ class VAE(nn.Module):
 
     def decode_logits(self, z: Tensor) -> Tensor:
         """Bernoulli logits of p(x|z): (N, latent_dim) -> (N, 784); use with BCE-with-logits."""
-        h = torch.relu(self.decoder_hidden(_check_rows("z", z, self.latent_dim)))
+        h = torch.relu(self.decoder_hidden(check_rows("z", z, self.latent_dim)))
         return self.to_logits(h)
 
     def decode(self, z: Tensor) -> Tensor:
@@ -213,7 +201,7 @@ class PyTorchExamplesVAE(nn.Module):
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """x (N, 784) -> (mu, logvar), each (N, 20)."""
-        h1 = torch.relu(self.fc1(_check_rows("x", x, PIXELS)))
+        h1 = torch.relu(self.fc1(check_rows("x", x, PIXELS)))
         return self.fc21(h1), self.fc22(h1)
 
     def reparameterize(self, mu: Tensor, logvar: Tensor) -> Tensor:
@@ -222,7 +210,7 @@ class PyTorchExamplesVAE(nn.Module):
 
     def decode_logits(self, z: Tensor) -> Tensor:
         """z (N, 20) -> logits (N, 784)."""
-        return self.fc4(torch.relu(self.fc3(_check_rows("z", z, 20))))
+        return self.fc4(torch.relu(self.fc3(check_rows("z", z, 20))))
 
     def decode(self, z: Tensor) -> Tensor:
         """z (N, 20) -> recon = sigmoid(logits) (N, 784)."""
