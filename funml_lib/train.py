@@ -117,6 +117,13 @@ def _check_images_fast(name: str, x: object) -> Tensor:
     return check_images(name, x)  # raises the standard message (or passes if only the sum overflowed)
 
 
+def _check_model_and_loss(model: object, loss_fn: object) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable as loss_fn(model, x, target), got {type(loss_fn).__name__}")
+
+
 def _check_data(x: object, target: object) -> tuple[Tensor, Tensor]:
     x = _check_images_fast("x", x)
     if target is None:
@@ -168,10 +175,7 @@ def fit(model: nn.Module, loss_fn: LossFn, x: Tensor, target: Tensor | None = No
     lr_schedule="cosine": lr_t = lr * (1 + cos(pi t / T)) / 2 over the T optimizer steps.
     The same seed, model initialisation and data give bit-identical weights on the CPU.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not callable(loss_fn):
-        raise TypeError(f"loss_fn must be callable as loss_fn(model, x, target), got {type(loss_fn).__name__}")
+    _check_model_and_loss(model, loss_fn)
     x, target = _check_data(x, target)
     epochs = check_positive_int("epochs", epochs)
     batch_size = check_positive_int("batch_size", batch_size)
@@ -239,10 +243,7 @@ def evaluate(model: nn.Module, loss_fn: LossFn, x: Tensor, target: Tensor | None
     x, target: (N, 784) as in fit. Batches only bound the memory; the result is the per-sample mean
     (batch terms weighted by batch size). `seed` fixes any sampling inside loss_fn (VAE noise).
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not callable(loss_fn):
-        raise TypeError(f"loss_fn must be callable as loss_fn(model, x, target), got {type(loss_fn).__name__}")
+    _check_model_and_loss(model, loss_fn)
     x, target = _check_data(x, target)
     batch_size = check_positive_int("batch_size", batch_size)
     seed = _check_int("seed", seed)

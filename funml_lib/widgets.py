@@ -14,8 +14,7 @@ import io
 import math
 import os
 import sys
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +24,8 @@ from torch import Tensor, nn
 
 from funml_lib._checks import (check_in_unit_interval, check_images, check_nonnegative,
                                check_positive, check_positive_int, check_probability_open)
+# eval mode + no_grad for drawing, the model's previous mode restored afterwards
+from funml_lib.metrics import _evaluating
 
 STATIC_ENV = "FUNML_STATIC"
 
@@ -118,18 +119,6 @@ def _row(n: int, size: tuple[float, float], vertical: bool = False) -> tuple[Fig
     fig = Figure(figsize=(w, h * n) if vertical else (w * n, h), layout="constrained")
     axes = fig.subplots(n, 1) if vertical else fig.subplots(1, n)
     return fig, list(np.atleast_1d(axes))
-
-
-@contextmanager
-def _inference(model: nn.Module) -> Iterator[None]:
-    # eval mode and no gradients for drawing; the model's previous mode is restored afterwards
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was_training)
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -249,7 +238,7 @@ def draw_denoising(models: Mapping[str, nn.Module] | nn.Module, x: Tensor, sigma
     mse = {"noisy": float((x_tilde - x).pow(2).mean())}
     rows = {"clean x": x, f"noisy (MSE {mse['noisy']:.4f})": x_tilde}
     for name, model in models.items():
-        with _inference(model):
+        with _evaluating(model):
             out = model(x_tilde.to(_device(model)))
         x_hat = (out[0] if isinstance(out, tuple) else out).to(x.device)
         mse[name] = float((x_hat - x).pow(2).mean())
@@ -295,7 +284,7 @@ def denoising_explorer(models: Mapping[str, nn.Module] | nn.Module, x: Tensor,
 
 # ------------------------------------------------------------------------------ 2-d VAE (ch. 5)
 def _decode_2d(vae2d: nn.Module, z: Tensor) -> Tensor:
-    with _inference(vae2d):
+    with _evaluating(vae2d):
         return vae2d.decode(z.to(_device(vae2d))).detach().float().cpu()
 
 
