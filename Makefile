@@ -32,11 +32,11 @@ bench: venv
 	$(BIN)/python benchmarks/train_throughput.py
 
 homework: venv
-	$(BIN)/python -m funml_lib.homework book homework
+	$(BIN)/python -m coursekit.homework book homework
 
 # After the build: every page in Chromium, then the launch-button tests that need the built HTML.
 check-site: venv chromium
-	$(BIN)/python scripts/check_site.py _build/html
+	$(BIN)/python -m coursekit.check_site _build/html
 	FUNML_REQUIRE_HTML=1 $(BIN)/python -m pytest -q tests/test_colab.py -k html
 
 # MathJax, RequireJS and the widget manager are served from the site itself (offline readers, offline CI).

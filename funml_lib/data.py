@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from funml_lib._checks import check_choice, check_fraction, check_images, check_in_unit_interval
-from funml_lib._checks import check_nonnegative, check_positive_int
+from funml_lib._validate import check_choice, check_fraction, check_images, check_in_unit_interval
+from funml_lib._validate import check_nonnegative, check_positive_int
 
 SPLITS = ("train", "test")
 _FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),

@@ -15,7 +15,7 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor
 
-from funml_lib._checks import check_finite, check_positive, check_positive_int, check_tensor
+from funml_lib._validate import check_finite, check_positive, check_positive_int, check_tensor
 
 __all__ = [
     "GradientSamples", "reparameterized_gradient", "score_function_gradient", "square",

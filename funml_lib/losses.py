@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from funml_lib._checks import (check_choice, check_finite, check_fraction, check_in_unit_interval,
+from funml_lib._validate import (check_choice, check_finite, check_fraction, check_in_unit_interval,
                                check_nonnegative, check_probability_open, check_tensor)
 
 EPS = 1e-6  # rho_hat is clamped to [EPS, 1 - EPS] so log(rho_hat) and log(1 - rho_hat) stay finite

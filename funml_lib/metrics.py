@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from funml_lib._checks import (check_finite, check_images, check_in_unit_interval, check_nonnegative,
+from funml_lib._validate import (check_finite, check_images, check_in_unit_interval, check_nonnegative,
                                check_positive_int, check_probability_open, check_tensor)
 from funml_lib.losses import _gaussian_kl
 

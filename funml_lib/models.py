@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from funml_lib._checks import check_positive_int, check_rows
+from funml_lib._validate import check_positive_int, check_rows
 
 PIXELS = 784  # 28 x 28 MNIST digit, flattened
 

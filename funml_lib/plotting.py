@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 from torchvision.utils import make_grid
 
-from funml_lib._checks import (check_finite, check_positive_int, check_probability_open, check_tensor)
+from funml_lib._validate import (check_finite, check_positive_int, check_probability_open, check_tensor)
 from funml_lib.losses import kl_sparsity
 
 SIDE = 28  # MNIST digits are 28 x 28 pixels

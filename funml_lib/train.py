@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from funml_lib._checks import (check_choice, check_images, check_nonnegative, check_positive,
+from funml_lib._validate import (check_choice, check_images, check_nonnegative, check_positive,
                                check_positive_int, check_tensor)
 
 LossFn = Callable[..., "dict[str, Tensor] | Tensor"]  # loss_fn(model, x, target) -> {"loss": ..., ...}

@@ -22,7 +22,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from funml_lib._checks import (check_in_unit_interval, check_images, check_nonnegative,
+from funml_lib._validate import (check_in_unit_interval, check_images, check_nonnegative,
                                check_positive, check_positive_int, check_probability_open)
 # eval mode + no_grad for drawing, the model's previous mode restored afterwards
 from funml_lib.metrics import _evaluating

@@ -3,7 +3,7 @@ of that cell installs the library (simulated: the pip command is captured, not r
 carries an "open in Colab" link to the chapter's own .ipynb on the right branch.
 
 The HTML checks need `make book` first; without _build/html they are skipped (CI runs `make test` before
-`make book`; scripts/check_site.py checks the same link after the build). Run them after a build with
+`make book`; coursekit.check_site checks the same link after the build). Run them after a build with
     FUNML_REQUIRE_HTML=1 .venv/bin/python -m pytest tests/test_colab.py -k html
 where a chapter page that is missing from the build then fails instead of being skipped.
 """
@@ -19,27 +19,17 @@ import nbformat
 import pytest
 import yaml
 
-from funml_lib import colab
+from coursekit import colab
+from coursekit.toc import chapter_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
 
 
-def toc_files(node: object) -> list[str]:
-    if isinstance(node, dict):
-        own = [v for k, v in node.items() if k in ("file", "root") and isinstance(v, str)]
-        return own + [f for k, v in node.items() if k not in ("file", "root") for f in toc_files(v)]
-    if isinstance(node, list):
-        return [f for item in node for f in toc_files(item)]
-    return []
-
-
 def chapter_docnames() -> list[str]:
     """Docnames (path from the book root, no suffix) of the notebook chapters in _toc.yml."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
-    names = [str(Path(f).with_suffix("")) if f.endswith(".ipynb") else f for f in toc_files(toc)]
-    return [n for n in names if (ROOT / f"{n}.ipynb").exists()]
+    return [p.relative_to(ROOT).with_suffix("").as_posix() for p in chapter_notebooks(ROOT)]
 
 
 CHAPTERS = chapter_docnames()
@@ -121,7 +111,7 @@ def test_every_chapter_starts_with_the_setup_cell(docname):
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code, f"{docname}: no code cell"
     assert code[0].source == colab.SETUP_CELL, (
-        f"{docname}: the first code cell must be funml_lib.colab.SETUP_CELL, verbatim")
+        f"{docname}: the first code cell must be coursekit.colab.SETUP_CELL, verbatim")
 
 
 @pytest.mark.parametrize("docname", CHAPTERS)

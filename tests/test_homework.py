@@ -9,8 +9,8 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from funml_lib.colab import SETUP_CELL
-from funml_lib.homework import (CODE_STUB, chapter_paths, main, strip_solution_directives,
+from coursekit.colab import SETUP_CELL
+from coursekit.homework import (CODE_STUB, chapter_paths, main, strip_solution_directives,
                                 student_version)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -228,7 +228,7 @@ def test_chapter_student_version_stops_at_first_exercise(path, tmp_path):
 def test_preprocessor_runs_when_registered_with_nbconvert_or_nbgrader():
     from nbconvert.exporters import NotebookExporter
 
-    from funml_lib.homework import RemoveSolutionText, nbgrader_preprocessors
+    from coursekit.homework import RemoveSolutionText, nbgrader_preprocessors
 
     exporter = NotebookExporter()
     exporter.register_preprocessor(RemoveSolutionText)  # registered as nbgrader does: enabled by default

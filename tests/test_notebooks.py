@@ -13,35 +13,15 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
+
+from coursekit.toc import chapter_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "_build" / "test-notebooks"
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 
 
-def toc_files(node: object) -> list[str]:
-    """All `file:` entries of a jupyter-book _toc.yml, in reading order."""
-    found: list[str] = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in ("file", "root") and isinstance(value, str):
-                found.append(value)
-            else:
-                found.extend(toc_files(value))
-    elif isinstance(node, list):
-        for item in node:
-            found.extend(toc_files(item))
-    return found
-
-
-def chapter_notebooks() -> list[Path]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    paths = [ROOT / f"{name}.ipynb" for name in toc_files(toc)]
-    return [p for p in paths if p.exists()]
-
-
-CHAPTERS = chapter_notebooks()
+CHAPTERS = chapter_notebooks(ROOT)
 
 
 def test_toc_lists_notebook_chapters():

@@ -11,8 +11,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-import check_site  # noqa: E402
+from coursekit import check_site  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +123,7 @@ def test_launch_button_points_at_the_repository_main_branch(config: dict) -> Non
     assert config["repository"]["branch"] == "main"
     assert config["repository"]["url"].startswith("https://github.com/")
     assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
-    colab = (ROOT / "funml_lib" / "colab.py").read_text(encoding="utf-8")
+    colab = (ROOT / "coursekit" / "colab.py").read_text(encoding="utf-8")
     assert f'REPO_URL = "{config["repository"]["url"]}"' in colab
     assert 'BRANCH = "main"' in colab
 

@@ -4,7 +4,7 @@ Sphinx 7.4 (the version Jupyter Book 1.x requires) writes an inline <script> twi
 registers it after the builder started: once with filename None and once with ''. sphinx-thebe's
 `const THEBE_JS_URL = ...` is such a script, so every page threw "Identifier 'THEBE_JS_URL' has
 already been declared". Fixed upstream in sphinx-doc/sphinx#13402 (Sphinx 8.2); until Jupyter Book
-allows that Sphinx, drop the repeats here. scripts/check_site.py fails on any console error.
+allows that Sphinx, drop the repeats here. coursekit/check_site.py fails on any console error.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 /* Runs on pages with ipywidgets, between require.js and the widget manager (embed-amd.js): the
    order is set by nb_ipywidgets_js in _config.yml. Both fixes keep the page free of network
-   requests and console errors; scripts/check_site.py checks that. */
+   requests and console errors; coursekit/check_site.py checks that. */
 (function () {
   "use strict";
   // 1. The manager loads its icon fonts relative to its AMD module's URL, which require.js would

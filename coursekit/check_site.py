@@ -1,6 +1,6 @@
 """Open every page of the built book in headless Chromium, offline, and check it as a reader sees it.
 
-Usage: .venv/bin/python scripts/check_site.py [_build/html] [--screenshots DIR] [--chromium PATH]
+Usage: .venv/bin/python -m coursekit.check_site [_build/html] [--screenshots DIR] [--chromium PATH]
 
 For each page listed in _toc.yml it serves _build/html on 127.0.0.1 and asserts:
   - no JavaScript error in the console and no failed request for the site's own files;
@@ -14,7 +14,7 @@ For each page listed in _toc.yml it serves _build/html on 127.0.0.1 and asserts:
   - a chapter page has the "open in Colab" launch button for this repository and branch;
   - pages in a numbered part of _toc.yml carry increasing chapter numbers.
 A full-page screenshot of each page goes to _build/screenshots/. Exit status 1 lists every problem.
-What runs inside each page is scripts/check_site.js.
+What runs inside each page is coursekit/check_site.js.
 """
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import yaml
+
+from coursekit.toc import source_of, toc_entries
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -75,28 +77,8 @@ class Report:
 
 def toc_pages(root: Path, toc_file: Path | None = None) -> list[Page]:
     """The pages _toc.yml lists, in reading order, with whether their part is numbered."""
-    toc = yaml.safe_load((toc_file or root / "_toc.yml").read_text(encoding="utf-8"))
-    pages: list[Page] = []
-
-    def source_of(docname: str) -> Path | None:
-        for suffix in (".ipynb", ".md", ".rst"):
-            if (root / (docname + suffix)).is_file():
-                return root / (docname + suffix)
-        return None
-
-    def add(entry: dict, numbered: bool) -> None:
-        if "file" in entry:
-            docname = re.sub(r"\.(ipynb|md|rst)$", "", entry["file"])
-            pages.append(Page(docname, source_of(docname), numbered))
-        for key in ("chapters", "sections"):
-            for child in entry.get(key, []) or []:
-                add(child, numbered)
-
-    add({"file": toc["root"]}, False)
-    for part in toc.get("parts", []) or []:
-        add(part, bool(part.get("numbered", False)))
-    add({"chapters": toc.get("chapters", [])}, bool(toc.get("defaults", {}).get("numbered", False)))
-    return pages
+    return [Page(e.docname, source_of(root, e.docname), e.numbered)
+            for e in toc_entries(toc_file or root / "_toc.yml")]
 
 
 def html_priority() -> dict[str, int | None]:

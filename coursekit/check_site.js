@@ -1,4 +1,4 @@
-/* Evaluated in each page by scripts/check_site.py (Playwright's page.evaluate): waits for MathJax,
+/* Evaluated in each page by coursekit/check_site.py (Playwright's page.evaluate): waits for MathJax,
    the widget manager and the images, then returns what a reader sees. */
 async () => {
   const sleep = ms => new Promise(r => setTimeout(r, ms));

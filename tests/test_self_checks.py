@@ -4,9 +4,10 @@ import math
 import pytest
 import torch
 
-from funml_lib import checks, losses
+from funml_lib import losses
+from funml_lib import self_checks as checks
 from funml_lib.data import corrupt_gaussian, corrupt_mask
-from funml_lib.checks import CheckFailed
+from funml_lib.self_checks import CheckFailed
 
 EPS = 1e-6
 

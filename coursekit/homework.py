@@ -1,8 +1,8 @@
 """Student versions of the chapters: solutions out, `# YOUR CODE HERE` stubs in, outputs cleared.
 
-    python -m funml_lib.homework book homework      # what `make homework` runs
+    python -m coursekit.homework book homework      # what `make homework` runs
 
-What is removed (the markers the chapters use, see SPEC.md):
+What is removed (the markers the chapters use):
 - code between `### BEGIN SOLUTION` and `### END SOLUTION` -> `# YOUR CODE HERE` + `raise NotImplementedError()`
   (nbgrader's ClearSolutions preprocessor, so the same notebooks also work with `nbgrader generate_assignment`);
 - code cells tagged "solution", or inside a gated `{solution-start}` ... `{solution-end}` pair, without
@@ -24,6 +24,8 @@ import nbformat
 from nbconvert.preprocessors import ClearOutputPreprocessor, Preprocessor
 from nbformat import NotebookNode
 from traitlets import Bool
+
+from coursekit.toc import chapter_notebooks
 
 SOLUTION_TAG = "solution"
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
@@ -154,21 +156,9 @@ def chapter_paths(src_dir: Path) -> list[Path]:
         raise ValueError(f"src_dir must be an existing folder, got {src_dir}")
     for toc in (src_dir / "_toc.yml", src_dir.parent / "_toc.yml"):
         if toc.exists():
-            import yaml
-
-            files = _toc_files(yaml.safe_load(toc.read_text()))
-            paths = [(toc.parent / f).with_suffix(".ipynb") for f in files]
-            return [p for p in paths if p.exists() and src_dir in p.resolve().parents]
+            paths = chapter_notebooks(toc.parent, toc)
+            return [p for p in paths if src_dir in p.resolve().parents]
     return sorted(src_dir.glob("*.ipynb"))
-
-
-def _toc_files(node: object) -> list[str]:
-    if isinstance(node, dict):
-        out = [v for k, v in node.items() if k in ("file", "root") and isinstance(v, str)]
-        return out + [f for k, v in node.items() if k not in ("file", "root") for f in _toc_files(v)]
-    if isinstance(node, list):
-        return [f for item in node for f in _toc_files(item)]
-    return []
 
 
 def write_homework(src_dir: str | Path, out_dir: str | Path) -> list[Path]:
@@ -187,7 +177,7 @@ def write_homework(src_dir: str | Path, out_dir: str | Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m funml_lib.homework", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m coursekit.homework", description=__doc__.split("\n")[0])
     parser.add_argument("src_dir", help="folder with the chapter notebooks, e.g. book")
     parser.add_argument("out_dir", help="where the student versions go, e.g. homework")
     args = parser.parse_args(argv)

@@ -1,0 +1,59 @@
+"""The one reader of the book's `_toc.yml`: which pages exist, in reading order."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+SUFFIXES = (".ipynb", ".md", ".rst")
+
+
+@dataclass(frozen=True)
+class TocEntry:
+    """One page: its docname (path from the book root, no suffix) and whether its part is numbered."""
+
+    docname: str
+    numbered: bool
+
+
+def toc_entries(toc_file: str | Path) -> list[TocEntry]:
+    """Every page of a jupyter-book `_toc.yml` (root first), in reading order."""
+    toc_file = Path(toc_file)
+    toc = yaml.safe_load(toc_file.read_text(encoding="utf-8")) or {}
+    if not isinstance(toc, dict):
+        raise ValueError(f"{toc_file}: a table of contents must be a mapping, got {type(toc).__name__}")
+    entries: list[TocEntry] = []
+
+    def add(entry: object, numbered: bool) -> None:
+        if not isinstance(entry, dict):
+            return
+        if isinstance(entry.get("file"), str):
+            entries.append(TocEntry(re.sub(r"\.(ipynb|md|rst)$", "", entry["file"]), numbered))
+        for key in ("chapters", "sections"):
+            for child in entry.get(key) or []:
+                add(child, numbered)
+
+    if isinstance(toc.get("root"), str):
+        add({"file": toc["root"]}, False)
+    for part in toc.get("parts") or []:
+        add(part, bool(part.get("numbered", False)) if isinstance(part, dict) else False)
+    add({"chapters": toc.get("chapters") or []}, bool((toc.get("defaults") or {}).get("numbered", False)))
+    return entries
+
+
+def source_of(root: str | Path, docname: str) -> Path | None:
+    """The source file of a docname (.ipynb, .md or .rst), or None when there is none."""
+    for suffix in SUFFIXES:
+        path = Path(root) / (docname + suffix)
+        if path.is_file():
+            return path
+    return None
+
+
+def chapter_notebooks(root: str | Path, toc_file: str | Path | None = None) -> list[Path]:
+    """The notebook chapters the toc lists, in reading order (pages that are .md are left out)."""
+    root = Path(root)
+    paths = [root / (e.docname + ".ipynb") for e in toc_entries(toc_file or root / "_toc.yml")]
+    return [p for p in paths if p.is_file()]

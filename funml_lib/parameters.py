@@ -1,0 +1,108 @@
+"""Checks for a chapter's parameters cell, run right after it: fail early, in the notebook's words.
+
+    check_parameters(n_train=n_train, epochs=epochs, rho=rho, device=device)
+
+Every name a chapter uses has one allowed range here, so a bad value stops the notebook before any
+data is loaded or model trained, with a message naming the parameter as the notebook spells it.
+"""
+from __future__ import annotations
+
+import math
+import re
+from numbers import Integral, Real
+
+# name -> (kind, low, high, open_low, open_high)  kind: int | float | ints | floats
+_INT, _FLOAT, _INTS, _FLOATS = "int", "float", "list of ints", "list of numbers"
+RANGES: dict[str, tuple[str, float, float, bool, bool]] = {
+    # data
+    "n_train": (_INT, 1, 60_000, False, False),
+    "n_test": (_INT, 1, 10_000, False, False),
+    "n_show": (_INT, 1, 100, False, False),
+    "n_labels": (_INT, 10, 60_000, False, False),
+    "seed": (_INT, 0, 2**32 - 1, False, False),
+    # optimisation
+    "epochs": (_INT, 1, 1000, False, False),
+    "conv_epochs": (_INT, 1, 1000, False, False),
+    "overcomplete_epochs": (_INT, 1, 1000, False, False),
+    "epochs_2d": (_INT, 1, 1000, False, False),
+    "probe_epochs": (_INT, 1, 1000, False, False),
+    "sweep_epochs": (_INT, 1, 1000, False, False),
+    "batch_size": (_INT, 1, 60_000, False, False),
+    "lr": (_FLOAT, 0.0, 1.0, True, False),
+    "overcomplete_lr": (_FLOAT, 0.0, 1.0, True, False),
+    "warmup": (_FLOAT, 0.0, 1.0, False, False),
+    # architectures
+    "latent_dim": (_INT, 1, 784, False, False),
+    "latent_dims": (_INTS, 1, 784, False, False),
+    "conv_latent_dim": (_INT, 1, 784, False, False),
+    "hidden_dim": (_INT, 1, 10_000, False, False),
+    "overcomplete_dim": (_INT, 1, 10_000, False, False),
+    # sparsity
+    "rho": (_FLOAT, 0.0, 1.0, True, True),
+    "threshold": (_FLOAT, 0.0, 1.0, True, True),
+    "kl_lams": (_FLOATS, 0.0, math.inf, False, True),
+    "l1_lams": (_FLOATS, 0.0, math.inf, False, True),
+    "sweep_lams": (_FLOATS, 0.0, math.inf, False, True),
+    # corruption
+    "sigma": (_FLOAT, 0.0, 10.0, False, False),
+    "sigmas": (_FLOATS, 0.0, 10.0, False, False),
+    "mask_fractions": (_FLOATS, 0.0, 1.0, False, False),
+    # estimators and the VAE
+    "n_mc": (_INT, 1, 10_000_000, False, False),
+    "grad_samples": (_INT, 2, 2**24, False, False),
+    "q_mu": (_FLOAT, -100.0, 100.0, False, False),
+    "q_sigma": (_FLOAT, 0.0, 100.0, True, False),
+    "beta": (_FLOAT, 0.0, 100.0, False, False),
+    "n_is": (_INT, 1, 10_000, False, False),
+    "k": (_INT, 1, 100_000, False, False),
+}
+_DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+
+
+def _interval(low: float, high: float, open_low: bool, open_high: bool) -> str:
+    hi = "inf" if math.isinf(high) else f"{high:g}" if high < 1e6 else str(int(high))
+    return f"{'(' if open_low else '['}{low:g}, {hi}{')' if open_high or math.isinf(high) else ']'}"
+
+
+def _check_number(name: str, value: object, kind: str, bounds: tuple) -> None:
+    low, high, open_low, open_high = bounds
+    what = "an integer" if kind in (_INT, _INTS) else "a number"
+    where = _interval(low, high, open_low, open_high)
+    is_int = isinstance(value, Integral) and not isinstance(value, bool)
+    ok_type = is_int if kind in (_INT, _INTS) else isinstance(value, Real) and not isinstance(value, bool)
+    if not ok_type or (not is_int and not math.isfinite(float(value))):
+        raise ValueError(f"parameter {name} must be {what} in {where}, got {value!r}")
+    v = float(value)
+    if v < low or v > high or (open_low and v == low) or (open_high and v == high):
+        raise ValueError(f"parameter {name} must be {what} in {where}, got {value!r}")
+
+
+def check_parameter(name: str, value: object) -> None:
+    """Raise ValueError naming `name` when `value` is outside its allowed range."""
+    if name == "device":
+        if value is not None and not (isinstance(value, str) and _DEVICE.match(value)):
+            raise ValueError(f"parameter device must be None (pick automatically), 'cpu', 'cuda', "
+                             f"'cuda:N' or 'mps', got {value!r}")
+        return
+    if name not in RANGES:
+        raise KeyError(f"check_parameters has no range for parameter {name!r}; add it to "
+                       "funml_lib.parameters.RANGES")
+    kind, *bounds = RANGES[name]
+    if kind in (_INTS, _FLOATS):
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ValueError(f"parameter {name} must be a non-empty list, got {value!r}")
+        for item in value:
+            try:
+                _check_number(name, item, kind, tuple(bounds))
+            except ValueError:
+                what = "integers" if kind == _INTS else "numbers"
+                raise ValueError(f"parameter {name} must hold {what} in "
+                                 f"{_interval(*bounds)}, got {value!r}") from None
+        return
+    _check_number(name, value, kind, tuple(bounds))
+
+
+def check_parameters(**params: object) -> None:
+    """Check every parameter of a chapter against its allowed range (see RANGES)."""
+    for name, value in params.items():
+        check_parameter(name, value)
