@@ -2,6 +2,7 @@
 
 Chapters import the names below; everything else is an implementation detail.
 """
+from funml_lib.claims import claim
 from funml_lib.data import (
     corrupt_gaussian,
     corrupt_mask,
@@ -35,6 +36,7 @@ from funml_lib.models import (
     PyTorchExamplesVAE,
     SparseAutoencoder,
 )
+from funml_lib.parameters import check_parameters, grading_run
 from funml_lib.plotting import (
     plot_filters,
     plot_history,
