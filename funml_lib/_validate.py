@@ -115,3 +115,22 @@ def check_rows(name: str, x: object, features: int = 784) -> Tensor:
 def check_images(name: str, x: object, features: int = 784) -> Tensor:
     """Return `x` if it is a non-empty float tensor of shape (N, features) with finite entries."""
     return check_finite(name, check_rows(name, x, features))
+
+
+SEED_MAX = 2**64 - 1  # the largest seed torch.Generator.manual_seed takes
+
+
+def check_seed(name: str, value: object) -> int:
+    """Return `value` if it is an int in [0, 2**64 - 1], the range every torch generator accepts."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int in [0, 2**64 - 1], got {type(value).__name__}")
+    if not 0 <= value <= SEED_MAX:
+        raise ValueError(f"{name} must be an int in [0, 2**64 - 1], got {value}")
+    return value
+
+
+def env_flag(name: str) -> bool:
+    """True when environment variable `name` is set to 1, true or yes (any case); everything else is off."""
+    import os
+
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import warnings
 
+from funml_lib._validate import env_flag
+
 MODES = ("strict", "warn", "skip")
 
 
@@ -31,7 +33,7 @@ def claims_mode() -> str:
         if mode not in MODES:
             raise ValueError(f"FUNML_CLAIMS must be one of {', '.join(MODES)}, got {mode!r}")
         return mode
-    if os.environ.get("FUNML_GRADING", "").strip().lower() in ("1", "true", "yes"):
+    if env_flag("FUNML_GRADING"):
         return "skip"
     return "warn"
 

@@ -8,9 +8,10 @@ data is loaded or model trained, with a message naming the parameter as the note
 from __future__ import annotations
 
 import math
-import os
 import re
 from numbers import Integral, Real
+
+from funml_lib._validate import env_flag
 
 # name -> (kind, low, high, open_low, open_high)  kind: int | float | ints | floats
 _INT, _FLOAT, _INTS, _FLOATS = "int", "float", "list of ints", "list of numbers"
@@ -111,4 +112,4 @@ def check_parameters(**params: object) -> None:
 
 def grading_run() -> bool:
     """True in nbgrader's autograde run (FUNML_GRADING=1): chapters then use small, quick settings."""
-    return os.environ.get("FUNML_GRADING", "").strip().lower() in ("1", "true", "yes")
+    return env_flag("FUNML_GRADING")
