@@ -97,24 +97,56 @@ def check_in_unit_interval(name: str, x: Tensor) -> Tensor:
     return x
 
 
-def check_rows(name: str, x: object, features: int = 784) -> Tensor:
-    """Return `x` if it is a non-empty float tensor of shape (N, features).
+def check_rows(name: str, x: object, features: int | None = 784) -> Tensor:
+    """Return `x` if it is a non-empty float tensor of shape (N, features); features=None: any (N, D).
 
     Looks at metadata only (no scan of the values, no device sync), so models call it on every forward.
     """
     check_tensor(name, x)
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    if x.dim() != 2 or x.shape[1] != features:
-        raise ValueError(f"{name} must have shape (N, {features}), got {tuple(x.shape)}")
+    if x.dim() != 2 or (features is not None and x.shape[1] != features):
+        raise ValueError(f"{name} must have shape (N, {'D' if features is None else features}), "
+                         f"got {tuple(x.shape)}")
     if x.shape[0] == 0:
         raise ValueError(f"{name} is empty: it must hold at least one sample (N >= 1)")
     return x
 
 
-def check_images(name: str, x: object, features: int = 784) -> Tensor:
+def check_images(name: str, x: object, features: int | None = 784) -> Tensor:
     """Return `x` if it is a non-empty float tensor of shape (N, features) with finite entries."""
     return check_finite(name, check_rows(name, x, features))
+
+
+def check_model_dtype(model: torch.nn.Module, name: str, x: Tensor) -> Tensor:
+    """Return `x` if its dtype is the dtype of every floating-point parameter of `model`.
+
+    The message names the odd one out: the side that is not float32 (the library's dtype), or both.
+    """
+    dtypes = sorted({p.dtype for p in model.parameters() if p.is_floating_point()}, key=str)
+    what = type(model).__name__
+    if len(dtypes) > 1:
+        raise TypeError(f"model {what} mixes parameter dtypes {', '.join(map(str, dtypes))}; "
+                        f"convert it with model.float()")
+    if not dtypes or dtypes[0] == x.dtype:
+        return x
+    if x.dtype != torch.float32 and dtypes[0] == torch.float32:
+        raise TypeError(f"{name} has dtype {x.dtype} but model {what} has {dtypes[0]} parameters; "
+                        f"convert {name} with {name}.float()")
+    if x.dtype == torch.float32:
+        raise TypeError(f"model {what} has {dtypes[0]} parameters but {name} has dtype {x.dtype}; "
+                        f"convert the model with model.float()")
+    raise TypeError(f"{name} has dtype {x.dtype} but model {what} has {dtypes[0]} parameters; "
+                    f"use float32 for both ({name}.float(), model.float())")
+
+
+def check_model_device(model: torch.nn.Module, name: str, x: Tensor) -> Tensor:
+    """Return `x` if it lives on the device of the model's parameters (or the model has none)."""
+    p = next(model.parameters(), None)
+    if p is not None and p.device != x.device:
+        raise ValueError(f"{name} is on {x.device} but the model is on {p.device}; move them to the same "
+                         f"device, e.g. model.to({name}.device)")
+    return x
 
 
 SEED_MAX = 2**64 - 1  # the largest seed torch.Generator.manual_seed takes

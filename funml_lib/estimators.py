@@ -15,7 +15,7 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor
 
-from funml_lib._validate import check_finite, check_positive, check_positive_int, check_tensor
+from funml_lib._validate import check_finite, check_positive, check_positive_int, check_seed, check_tensor
 
 __all__ = [
     "GradientSamples", "reparameterized_gradient", "score_function_gradient", "square",
@@ -44,9 +44,7 @@ def _check_mu_sigma(mu: float, sigma: float) -> tuple[float, float]:
 
 def _noise(n_samples: int, seed: int) -> Tensor:
     check_positive_int("n_samples", n_samples)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(check_seed("seed", seed))
     return torch.randn(n_samples, generator=gen, dtype=torch.float64)
 
 
@@ -200,7 +198,7 @@ def linear_gaussian_elbo(x: Tensor, W: Tensor, b: Tensor, s: float, q_mean: Tens
         expected_log_lik = const - (resid.pow(2).sum(1) + trace) / (2.0 * s**2)
     else:
         check_positive_int("n_samples", n_samples)
-        gen = torch.Generator(device=x.device).manual_seed(seed)
+        gen = torch.Generator(device=x.device).manual_seed(check_seed("seed", seed))
         eps = torch.randn(n_samples, N, K, generator=gen, dtype=x.dtype, device=x.device)
         z = q_mean + torch.einsum("nkl,snl->snk", torch.linalg.cholesky(q_cov), eps)
         resid = x - z @ W.T - b
@@ -254,7 +252,7 @@ def gaussian_kl_monte_carlo(mu: Tensor, logvar: Tensor, n_samples: int = 1000,
     check_positive_int("n_samples", n_samples)
     if n_samples < 2:
         raise ValueError(f"n_samples must be an int >= 2 (a standard error needs two), got {n_samples}")
-    gen = torch.Generator(device=mu.device).manual_seed(seed)
+    gen = torch.Generator(device=mu.device).manual_seed(check_seed("seed", seed))
     eps = torch.randn((n_samples, *mu.shape), generator=gen, dtype=mu.dtype, device=mu.device)
     z = mu + (0.5 * logvar).exp() * eps
     # log q(z) - log p(z) per latent dimension; the 2 pi constants cancel.

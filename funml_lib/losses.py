@@ -6,8 +6,9 @@ Two kinds of functions live here:
   check their inputs fully, values included (NaN, range), because a student calls them by hand;
 - the *loss functions* (`autoencoder_loss`, and what `sparse_loss(...)`, `vae_loss(...)` return) run on
   every training batch. They check types and shapes only: a value check (`x.min() < 0`, `isfinite`) is a
-  device -> host sync per batch on a GPU. Bad values still surface: `fit` stops on a NaN loss, and the
-  data loader and metrics check that x is in [0, 1].
+  device -> host sync per batch on a GPU. Values are checked once per call instead: `fit` and `evaluate`
+  refuse NaN in x and target, and values outside `loss_fn.data_range` when the loss function has one
+  (vae_loss: (0, 1), the range a Bernoulli likelihood needs); `fit` stops on a NaN loss.
 Loss-function protocol: loss_fn(model, x, target) -> {"loss": scalar with grad, other terms: detached
 0-dim tensors}; `fit` averages the terms without calling .item() per batch.
 """
@@ -19,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from funml_lib._validate import (check_choice, check_finite, check_fraction, check_in_unit_interval,
-                               check_nonnegative, check_probability_open, check_tensor)
+from funml_lib._validate import (check_choice, check_fraction, check_images, check_in_unit_interval,
+                                 check_nonnegative, check_probability_open, check_rows)
 
 EPS = 1e-6  # rho_hat is clamped to [EPS, 1 - EPS] so log(rho_hat) and log(1 - rho_hat) stay finite
 
@@ -33,22 +34,14 @@ def _check_same_shape(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
                          f"and {tuple(b.shape)}")
 
 
-def _check_rows(name: str, x: object) -> Tensor:
-    """Tensor of shape (N, D) with N >= 1 and finite entries."""
-    check_tensor(name, x)
-    if x.dim() != 2 or x.shape[0] == 0:
-        raise ValueError(f"{name} must have shape (N, D) with N >= 1, got {tuple(x.shape)}")
-    return check_finite(name, x)
-
-
 # ----------------------------------------------------------------------------------------------- terms
 def squared_error(x_hat: Tensor, x: Tensor) -> Tensor:
     """Mean squared error per pixel, a 0-dim tensor.
 
     x_hat, x: same shape, e.g. (N, 784). Formula: (1 / (N P)) sum_i ||x_i - x_hat_i||^2.
     """
-    _check_rows("x_hat", x_hat)
-    _check_rows("x", x)
+    check_images("x_hat", x_hat, features=None)
+    check_images("x", x, features=None)
     _check_same_shape("x_hat", x_hat, "x", x)
     return F.mse_loss(x_hat, x)
 
@@ -58,7 +51,7 @@ def l1_sparsity(z: Tensor) -> Tensor:
 
     z: (N, hidden) activations. The lecture sums over samples; the batch mean keeps lam independent of N.
     """
-    _check_rows("z", z)
+    check_images("z", z, features=None)
     return z.abs().sum(1).mean()
 
 
@@ -91,13 +84,18 @@ def _gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
 
 
-def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
+def gaussian_kl(mu: Tensor, logvar: Tensor, check_values: bool = True) -> Tensor:
     """KL(N(mu, diag exp(logvar)) || N(0, I)) per sample, shape (N,), nats.
 
     mu, logvar: (N, latent_dim). Closed form: 0.5 sum_j (mu_j^2 + exp(logvar_j) - 1 - logvar_j).
+    check_values=False skips the scan for NaN and infinity (a device sync), for loops over batches
+    that checked their data once; shapes are always checked.
     """
-    _check_rows("mu", mu)
-    _check_rows("logvar", logvar)
+    if not isinstance(check_values, bool):
+        raise TypeError(f"check_values must be a bool, got {type(check_values).__name__}")
+    check = check_images if check_values else check_rows  # shapes always, values when asked
+    check("mu", mu, features=None)
+    check("logvar", logvar, features=None)
     _check_same_shape("mu", mu, "logvar", logvar)
     return _gaussian_kl(mu, logvar)
 
@@ -111,8 +109,8 @@ def bernoulli_nll(x_hat: Tensor, x: Tensor, logits: bool = False) -> Tensor:
     """
     if not isinstance(logits, bool):
         raise TypeError(f"logits must be a bool, got {type(logits).__name__}")
-    _check_rows("x_hat", x_hat)
-    _check_rows("x", x)
+    check_images("x_hat", x_hat, features=None)
+    check_images("x", x, features=None)
     _check_same_shape("x_hat", x_hat, "x", x)
     check_in_unit_interval("x", x)
     if logits:
@@ -205,7 +203,7 @@ def vae_loss(beta: float = 1.0) -> LossFn:
     The model needs encode -> (mu, logvar), reparameterize and decode_logits (VAE, PyTorchExamplesVAE).
     Returns loss_fn(model, x, target=None) -> {"loss", "reconstruction", "kl"}, the last two per-digit means.
     Hot path: BCE-with-logits is fused and target's [0, 1] range is not checked here (that would be a
-    device sync per batch); the public bernoulli_nll and elbo do check it.
+    device sync per batch): loss_fn.data_range = (0, 1) tells fit and evaluate to check it once per call.
     """
     beta = check_nonnegative("beta", beta)
 
@@ -222,4 +220,5 @@ def vae_loss(beta: float = 1.0) -> LossFn:
         return {"loss": reconstruction + beta * kl, "reconstruction": reconstruction.detach(), "kl": kl.detach()}
 
     loss_fn.__name__ = loss_fn.__qualname__ = f"vae_loss(beta={beta:g})"
+    loss_fn.data_range = (0.0, 1.0)  # fit and evaluate check x and target once per call
     return loss_fn

@@ -14,16 +14,24 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from funml_lib._validate import (check_finite, check_images, check_in_unit_interval, check_nonnegative,
-                               check_positive_int, check_probability_open, check_tensor)
-from funml_lib.losses import _gaussian_kl
+from funml_lib._validate import (check_finite, check_images, check_in_unit_interval, check_model_device,
+                                 check_model_dtype, check_nonnegative, check_positive_int,
+                                 check_probability_open, check_seed, check_tensor)
+from funml_lib.losses import gaussian_kl
 
 LOG_2PI = math.log(2.0 * math.pi)
+# importance_sampled_nll decodes at most this many (sample, digit, pixel) entries at once (16 MB of
+# float32 per tensor), whatever k is: k samples per digit are taken in chunks of this size
+IS_CHUNK_ELEMENTS = 2**22
 
 
 @contextmanager
-def _evaluating(model: nn.Module) -> Iterator[None]:
-    """Eval mode and no gradients inside the block; the model's previous mode is restored after."""
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """`with evaluating(model):` eval mode and no gradients inside; the previous mode is restored after.
+
+    Eval mode switches off dropout and uses batch-norm running statistics; no_grad skips building the
+    autograd graph. Every metric here, and `evaluate`, runs its model this way.
+    """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     was_training = model.training
@@ -35,20 +43,16 @@ def _evaluating(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
+_evaluating = evaluating  # the name before it was public (funml_lib.widgets used it)
+
+
 def _check_inputs(model: nn.Module, x: object, batch_size: object) -> Tensor:
     check_images("x", x)
     check_positive_int("batch_size", batch_size)
-    p = next(model.parameters(), None) if isinstance(model, nn.Module) else None
-    if p is not None and p.device != x.device:
-        raise ValueError(f"x is on {x.device} but the model is on {p.device}; move them to the same device, "
-                         f"e.g. model.to(x.device)")
+    if isinstance(model, nn.Module):  # anything else is refused, by name, by evaluating(model)
+        check_model_device(model, "x", x)
+        check_model_dtype(model, "x", x)
     return x
-
-
-def _check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    return seed
 
 
 def _encode_gaussian(model: nn.Module, x: Tensor, caller: str) -> tuple[Tensor, Tensor]:
@@ -94,7 +98,7 @@ def reconstruction_mse(model: nn.Module, x: Tensor, target: Tensor | None = None
     if target.shape != x.shape:
         raise ValueError(f"target must have the shape of x {tuple(x.shape)}, got {tuple(target.shape)}")
     parts = []
-    with _evaluating(model):
+    with evaluating(model):
         for i in range(0, x.shape[0], batch_size):
             x_hat = _reconstruct(model, x[i:i + batch_size])
             parts.append(F.mse_loss(x_hat, target[i:i + batch_size], reduction="sum"))
@@ -108,7 +112,7 @@ def activations(model: nn.Module, x: Tensor, batch_size: int = 1024) -> Tensor:
     """
     _check_inputs(model, x, batch_size)
     parts = []
-    with _evaluating(model):
+    with evaluating(model):
         for i in range(0, x.shape[0], batch_size):
             z = model.encode(x[i:i + batch_size])
             parts.append(z[0] if isinstance(z, tuple) else z)
@@ -145,16 +149,29 @@ def negative_elbo(model: nn.Module, x: Tensor, batch_size: int = 1024, seed: int
     """
     _check_inputs(model, x, batch_size)
     check_in_unit_interval("x", x)
-    g = torch.Generator(device=x.device).manual_seed(_check_seed(seed))
+    g = torch.Generator(device=x.device).manual_seed(check_seed("seed", seed))
     parts = []
-    with _evaluating(model):
+    with evaluating(model):
         for i in range(0, x.shape[0], batch_size):
             xb = x[i:i + batch_size]
             mu, logvar = _encode_gaussian(model, xb, "negative_elbo")
             eps = torch.randn(mu.shape, generator=g, device=mu.device, dtype=mu.dtype)
             z = mu + torch.exp(0.5 * logvar) * eps
-            parts.append((_gaussian_kl(mu, logvar) - _log_px_given_z(model, z, xb)).sum())
+            kl = gaussian_kl(mu, logvar, check_values=False)  # no NaN scan: no device sync per batch
+            parts.append((kl - _log_px_given_z(model, z, xb)).sum())
     return _total(parts) / x.shape[0]
+
+
+def _standard_normal(shape: tuple[int, ...], generator: torch.Generator, like: Tensor) -> Tensor:
+    return torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
+
+
+def _log_weights(model: nn.Module, xb: Tensor, mu: Tensor, logvar: Tensor, eps: Tensor) -> Tensor:
+    """log w = log p(x|z) + log p(z) - log q(z|x) for z = mu + sigma eps: eps (s, B, d) -> (s, B)."""
+    z = mu + torch.exp(0.5 * logvar) * eps
+    log_pz = -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+    log_qz = -0.5 * (eps.pow(2) + LOG_2PI + logvar).sum(-1)  # (z - mu) / sigma = eps
+    return _log_px_given_z(model, z, xb) + log_pz - log_qz
 
 
 def importance_sampled_nll(model: nn.Module, x: Tensor, k: int = 100, batch_size: int = 256,
@@ -165,21 +182,23 @@ def importance_sampled_nll(model: nn.Module, x: Tensor, k: int = 100, batch_size
     -log p(x) ~= -log (1/k) sum_k p(x|z_k) p(z_k) / q(z_k|x), computed with logsumexp.
     By Jensen's inequality the estimate is <= negative_elbo in expectation, with equality in expectation
     at k = 1, and it decreases towards -log p(x) as k grows (Burda et al., 2016).
-    Memory: about k * batch_size * 784 floats per batch; lower batch_size for large k.
+    Memory is bounded for any k: the k samples are drawn and decoded in chunks of about
+    IS_CHUNK_ELEMENTS / (batch_size * 784) at a time, their logsumexp accumulated with logaddexp.
     """
     _check_inputs(model, x, batch_size)
     check_in_unit_interval("x", x)
     check_positive_int("k", k)
-    g = torch.Generator(device=x.device).manual_seed(_check_seed(seed))
+    g = torch.Generator(device=x.device).manual_seed(check_seed("seed", seed))
     parts = []
-    with _evaluating(model):
+    with evaluating(model):
         for i in range(0, x.shape[0], batch_size):
             xb = x[i:i + batch_size]
             mu, logvar = _encode_gaussian(model, xb, "importance_sampled_nll")
-            eps = torch.randn((k, *mu.shape), generator=g, device=mu.device, dtype=mu.dtype)
-            z = mu + torch.exp(0.5 * logvar) * eps                                        # (k, B, d)
-            log_pz = -0.5 * (z.pow(2) + LOG_2PI).sum(-1)                                  # (k, B)
-            log_qz = -0.5 * (eps.pow(2) + LOG_2PI + logvar).sum(-1)                       # (z - mu) / sigma = eps
-            log_w = _log_px_given_z(model, z, xb) + log_pz - log_qz
-            parts.append(-(torch.logsumexp(log_w, 0) - math.log(k)).sum())
+            chunk = max(1, IS_CHUNK_ELEMENTS // xb.numel())  # samples per chunk
+            log_sum = None  # log sum_j w_j over the samples so far, (B,)
+            for start in range(0, k, chunk):
+                eps = _standard_normal((min(chunk, k - start), *mu.shape), g, mu)
+                lse = torch.logsumexp(_log_weights(model, xb, mu, logvar, eps), 0)
+                log_sum = lse if log_sum is None else torch.logaddexp(log_sum, lse)
+            parts.append(-(log_sum - math.log(k)).sum())
     return _total(parts) / x.shape[0]

@@ -1,4 +1,5 @@
-"""Training on device-resident tensors: seeding, device choice, `fit`, `evaluate`, checkpoints.
+"""Training on device-resident tensors: seeding, device choice, `fit`, its epoch loop `train_epoch`
+and `evaluate` (checkpoints: funml_lib.checkpoints).
 
 The whole data set already lives on the device as one (N, 784) tensor, so an epoch is a random
 permutation plus slicing: no DataLoader, no per-sample Python, no host -> device copies.
@@ -7,32 +8,27 @@ Loss terms are summed on the device and read back once per epoch (one sync), not
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
-from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
-from funml_lib._validate import (check_choice, check_images, check_nonnegative, check_positive,
-                               check_positive_int, check_tensor)
+from funml_lib._fit_checks import check_data, check_model_and_loss, check_terms, check_transform, transformed
+from funml_lib._validate import (check_choice, check_model_device, check_nonnegative, check_positive,
+                                 check_positive_int, check_seed, env_flag)
+from funml_lib.checkpoints import load_checkpoint, save_checkpoint  # noqa: F401 (their old home)
+from funml_lib.metrics import evaluating
 
 LossFn = Callable[..., "dict[str, Tensor] | Tensor"]  # loss_fn(model, x, target) -> {"loss": ..., ...}
+Transform = Callable[[Tensor, torch.Generator], Tensor]  # input_transform(x_batch, generator) -> like x_batch
 DEVICES = ("cpu", "cuda", "mps")
-_CHECKPOINT_FORMAT = 1
-
-
-def _check_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    return value
 
 
 def seed_everything(seed: int) -> None:
     """Seed Python's `random`, NumPy (when installed) and torch (CPU and every GPU) with `seed`."""
-    seed = _check_int("seed", seed)
+    seed = check_seed("seed", seed)
     random.seed(seed)
     try:
         import numpy as np
@@ -94,48 +90,6 @@ class History(dict):
         return f"History({self.epochs} epochs; {terms})"
 
 
-def _as_terms(out: object) -> dict[str, Tensor]:
-    """Normalise a loss_fn result to {"loss": scalar, ...}; checked on every batch (metadata only)."""
-    if isinstance(out, Tensor):
-        out = {"loss": out}
-    if not isinstance(out, dict) or "loss" not in out:
-        keys = f" with keys {sorted(out)}" if isinstance(out, dict) else ""
-        raise TypeError(f"loss_fn must return a scalar tensor or a dict with key 'loss', "
-                        f"got {type(out).__name__}{keys}")
-    for k, v in out.items():
-        if not isinstance(v, Tensor) or v.numel() != 1:
-            shape = tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
-            raise ValueError(f"loss_fn term {k!r} must be a scalar tensor, got {shape}")
-    return out
-
-
-def _check_images_fast(name: str, x: object) -> Tensor:
-    """check_images, with one pass over the data instead of three when all is well."""
-    if (isinstance(x, Tensor) and x.is_floating_point() and x.dim() == 2 and x.shape[1] == 784
-            and x.shape[0] > 0 and bool(torch.isfinite(x.sum()))):
-        return x  # a finite sum means every entry is finite
-    return check_images(name, x)  # raises the standard message (or passes if only the sum overflowed)
-
-
-def _check_model_and_loss(model: object, loss_fn: object) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not callable(loss_fn):
-        raise TypeError(f"loss_fn must be callable as loss_fn(model, x, target), got {type(loss_fn).__name__}")
-
-
-def _check_data(x: object, target: object) -> tuple[Tensor, Tensor]:
-    x = _check_images_fast("x", x)
-    if target is None:
-        return x, x
-    check_tensor("target", target)
-    if target.shape != x.shape:
-        raise ValueError(f"target must have the same shape as x {tuple(x.shape)}, got {tuple(target.shape)}")
-    if target.device != x.device:
-        raise ValueError(f"target must be on the same device as x ({x.device}), got {target.device}")
-    return x, target
-
-
 def _adam(params: list[nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Adam:
     """Adam with the fused kernel (one kernel for all parameters) where the device has one, else foreach."""
     try:
@@ -144,13 +98,17 @@ def _adam(params: list[nn.Parameter], lr: float, weight_decay: float) -> torch.o
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=True)
 
 
+def _cosine(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """lr_t = lr * (1 + cos(pi t / T)) / 2 for the T = total_steps optimizer steps."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda t: 0.5 * (1.0 + math.cos(math.pi * t / total_steps)))
+
+
 def _show_progress(progress: bool | None) -> bool:
     if progress is None:
         # CI logs fill up with progress bars, and in the built book (FUNML_STATIC) a bar would be a
         # frozen widget; everyone else likes to see them
-        quiet = [os.environ.get(v, "").strip().lower() not in ("", "0", "false", "no")
-                 for v in ("CI", "FUNML_STATIC")]
-        return not any(quiet)
+        return not (env_flag("CI") or env_flag("FUNML_STATIC"))
     if not isinstance(progress, bool):
         raise TypeError(f"progress must be None, True or False, got {type(progress).__name__}")
     return progress
@@ -162,77 +120,97 @@ def _rng_scope(device: torch.device):
     return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], device_type="cuda")
 
 
+def train_epoch(model: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimizer, x: Tensor,
+                target: Tensor | None = None, *, batch_size: int = 128,
+                generator: torch.Generator | None = None, input_transform: Transform | None = None,
+                scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> dict[str, Tensor]:
+    """One epoch of minibatch training: every row of x once, in a fresh random order.
+
+    Each batch: loss of the model on the (transformed) input against the clean target, backward, one
+    optimizer step. Returns each loss term's mean over the N rows as a 0-dim tensor on x's device:
+    reading them (.tolist(), .item()) is the epoch's only device -> host sync.
+    """
+    n = x.shape[0]
+    order = torch.randperm(n, generator=generator, device=x.device)
+    batches: list[dict[str, Tensor]] = []
+    for idx in order.split(batch_size):
+        xb = x.index_select(0, idx)                                   # a batch of clean digits
+        tb = xb if target is None else target.index_select(0, idx)    # what the model should output
+        if input_transform is not None:
+            xb = transformed(input_transform, xb, generator)          # e.g. fresh noise on every batch
+        terms = check_terms(loss_fn(model, xb, tb), batches[0] if batches else None, len(batches),
+                            training=True)
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        batches.append({k: v.detach().reshape(()).to(x.device) for k, v in terms.items()})
+    # batch b holds len(idx_b) rows: the last batch may be smaller
+    weights = torch.full((len(batches),), batch_size / n, device=x.device)
+    weights[-1] = (n - batch_size * (len(batches) - 1)) / n
+    return {k: (torch.stack([b[k] for b in batches]) * weights).sum() for k in batches[0]}
+
+
 def fit(model: nn.Module, loss_fn: LossFn, x: Tensor, target: Tensor | None = None, *,
         epochs: int = 10, batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
         weight_decay: float = 0.0, lr_schedule: str | None = None,
-        progress: bool | None = None) -> History:
+        input_transform: Transform | None = None, progress: bool | None = None) -> History:
     """Train `model` with Adam on device tensors; returns the per-epoch mean of every loss term.
 
     x: (N, 784) input on the training device (the model is moved there); target: (N, 784), None means x
     (a denoising AE passes x_tilde as x and the clean digits as target). loss_fn(model, xb, tb) returns a
     scalar tensor or {"loss": scalar to minimise, other terms to log}. Each epoch visits the N rows in a
     fresh random order (torch.randperm seeded by `seed`) in batches of `batch_size` (the last one smaller).
+    input_transform(xb, generator) -> tensor like xb: applied on the device to every batch's input (the
+    target stays clean), e.g. fresh noise per batch; draw from `generator` (seeded by `seed`).
     lr_schedule="cosine": lr_t = lr * (1 + cos(pi t / T)) / 2 over the T optimizer steps.
     The same seed, model initialisation and data give bit-identical weights on the CPU.
+    A loss_fn with `data_range = (lo, hi)` (vae_loss: (0, 1)) gets x and target checked against it.
     """
-    _check_model_and_loss(model, loss_fn)
-    x, target = _check_data(x, target)
+    check_model_and_loss(model, loss_fn)
+    x, target = check_data(model, loss_fn, x, target)
     epochs = check_positive_int("epochs", epochs)
     batch_size = check_positive_int("batch_size", batch_size)
     lr = check_positive("lr", lr)
     weight_decay = check_nonnegative("weight_decay", weight_decay)
-    seed = _check_int("seed", seed)
+    seed = check_seed("seed", seed)
     check_choice("lr_schedule", lr_schedule, (None, "cosine"))
+    check_transform(input_transform)
     show = _show_progress(progress)
 
     from tqdm.auto import tqdm  # imported late: tqdm.auto probes for Jupyter on import
 
-    device, n = x.device, x.shape[0]
+    device = x.device
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError(f"model {type(model).__name__} has no trainable parameters")
     optimizer = _adam(params, lr, weight_decay)
-    starts = range(0, n, batch_size)
-    total_steps, step = epochs * len(starts), 0
-    # weight of each batch in the epoch mean: the last batch may be smaller
-    weights = torch.tensor([min(batch_size, n - s) / n for s in starts], device=device)
+    steps = epochs * math.ceil(x.shape[0] / batch_size)
+    scheduler = _cosine(optimizer, steps) if lr_schedule == "cosine" else None
     history = History()
     bar = tqdm(range(1, epochs + 1), desc=f"{type(model).__name__} on {device.type}", unit="epoch",
                disable=not show, leave=True)
-    with _rng_scope(device):
-        torch.manual_seed(seed)
-        generator = torch.Generator(device=device).manual_seed(seed)
+    with _rng_scope(device), torch.enable_grad(), bar:  # the bar closes on an error too
+        torch.manual_seed(seed)  # the model's own randomness: VAE noise, dropout
+        generator = torch.Generator(device=device).manual_seed(seed)  # batch order, input_transform
         for epoch in bar:
             t0 = time.perf_counter()
-            perm = torch.randperm(n, generator=generator, device=device)
-            terms: dict[str, list[Tensor]] = {}
-            for s in starts:
-                idx = perm[s:s + batch_size]
-                xb = x.index_select(0, idx)
-                tb = xb if target is x else target.index_select(0, idx)
-                out = _as_terms(loss_fn(model, xb, tb))
-                optimizer.zero_grad(set_to_none=True)
-                out["loss"].backward()
-                if lr_schedule == "cosine":
-                    optimizer.param_groups[0]["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
-                optimizer.step()
-                step += 1
-                for k, v in out.items():
-                    terms.setdefault(k, []).append(v.detach().reshape(()).to(device))  # no-op on device
-            # one device -> host sync per epoch for all terms
-            means = [(torch.stack(v) * weights).sum() for v in terms.values()]
-            values = torch.stack(means).tolist()
+            means = train_epoch(model, loss_fn, optimizer, x, target, batch_size=batch_size,
+                                generator=generator, input_transform=input_transform, scheduler=scheduler)
+            values = torch.stack(list(means.values())).tolist()  # one device -> host sync per epoch
             history.epoch_seconds.append(time.perf_counter() - t0)
-            for k, v in zip(terms, values):
+            if history and means.keys() != history.keys():
+                raise ValueError(f"loss_fn returned the terms {list(means)} in epoch {epoch} but "
+                                 f"{list(history)} before; it must return the same terms on every batch")
+            for k, v in zip(means, values):
                 history.setdefault(k, []).append(v)
-            if not math.isfinite(history["loss"][-1]):
-                bar.close()
-                bad = "NaN" if math.isnan(history["loss"][-1]) else "infinite"
-                raise ValueError(f"loss became {bad} at epoch {epoch}; lower lr (now {lr:g}, try {lr / 10:g}) "
-                                 f"or check the data and the loss")
+            loss = history["loss"][-1]
+            if not math.isfinite(loss):
+                raise ValueError(f"loss became {'NaN' if math.isnan(loss) else 'infinite'} at epoch {epoch}; "
+                                 f"lower lr (now {lr:g}, try {lr / 10:g}) or check the data and the loss")
             bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in history.items()}, refresh=False)
-    bar.close()
     return history
 
 
@@ -243,78 +221,19 @@ def evaluate(model: nn.Module, loss_fn: LossFn, x: Tensor, target: Tensor | None
     x, target: (N, 784) as in fit. Batches only bound the memory; the result is the per-sample mean
     (batch terms weighted by batch size). `seed` fixes any sampling inside loss_fn (VAE noise).
     """
-    _check_model_and_loss(model, loss_fn)
-    x, target = _check_data(x, target)
+    check_model_and_loss(model, loss_fn)
+    x, target = check_data(model, loss_fn, x, target)
+    check_model_device(model, "x", x)
     batch_size = check_positive_int("batch_size", batch_size)
-    seed = _check_int("seed", seed)
-    n, was_training = x.shape[0], model.training
-    sums: dict[str, Tensor] = {}
-    model.eval()
-    try:
-        with torch.no_grad(), _rng_scope(x.device):
-            torch.manual_seed(seed)
-            for s in range(0, n, batch_size):
-                out = _as_terms(loss_fn(model, x[s:s + batch_size], target[s:s + batch_size]))
-                m = min(batch_size, n - s)
-                for k, v in out.items():
-                    sums[k] = sums[k] + v.reshape(()) * m if k in sums else v.reshape(()) * m
-    finally:
-        model.train(was_training)
+    seed = check_seed("seed", seed)
+    n, first, sums = x.shape[0], None, {}
+    with evaluating(model), _rng_scope(x.device):
+        torch.manual_seed(seed)
+        for b, s in enumerate(range(0, n, batch_size)):
+            xb = x[s:s + batch_size]
+            out = check_terms(loss_fn(model, xb, xb if target is None else target[s:s + batch_size]), first, b)
+            first = first or out
+            for k, v in out.items():
+                sums[k] = sums[k] + v.reshape(()) * xb.shape[0] if k in sums else v.reshape(()) * xb.shape[0]
     values = (torch.stack(list(sums.values())) / n).tolist()
     return dict(zip(sums, values))
-
-
-def _describe(name: str, config: dict) -> str:
-    return f"{name}({', '.join(f'{k}={v!r}' for k, v in config.items())})"
-
-
-def save_checkpoint(model: nn.Module, path: str | Path, **extra) -> Path:
-    """Save the model's class name, `model.config` and weights (as CPU tensors) to `path`; returns the path.
-
-    extra: plain Python values or tensors stored alongside (e.g. history=..., epochs=...); read them back
-    with torch.load(path)["extra"]. Parent folders are created.
-    """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(path, (str, Path)):
-        raise TypeError(f"path must be a str or pathlib.Path, got {type(path).__name__}")
-    path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    extra = {k: dict(v) if isinstance(v, History) else v for k, v in extra.items()}
-    torch.save({"format": _CHECKPOINT_FORMAT, "class": type(model).__name__,
-                "config": dict(getattr(model, "config", {})),
-                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "extra": extra}, path)
-    return path
-
-
-def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
-    """Load weights saved by save_checkpoint into `model` (in place, on its device) and return it.
-
-    Refuses (ValueError) a checkpoint of another class or config, naming both.
-    """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(path, (str, Path)):
-        raise TypeError(f"path must be a str or pathlib.Path, got {type(path).__name__}")
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint file {str(path)!r} does not exist; save one with save_checkpoint")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch.load raises many types for a truncated or foreign file
-        raise ValueError(f"{str(path)!r} is not a readable checkpoint ({type(e).__name__}): the file is "
-                         f"truncated or was not written by save_checkpoint; re-create it with save_checkpoint"
-                         ) from None
-    if not isinstance(ckpt, dict) or not {"class", "config", "state_dict"} <= set(ckpt):
-        raise ValueError(f"{str(path)!r} is not a funml_lib checkpoint (expected keys 'class', 'config', "
-                         f"'state_dict'); re-create it with save_checkpoint")
-    config = dict(getattr(model, "config", {}))
-    if ckpt["class"] != type(model).__name__ or ckpt["config"] != config:
-        raise ValueError(f"checkpoint holds a {_describe(ckpt['class'], ckpt['config'])} "
-                         f"but the model is a {_describe(type(model).__name__, config)}")
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:  # same class and config but other weights, e.g. a model without config
-        raise ValueError(f"the weights in {str(path)!r} do not fit {type(model).__name__}: {e}") from None
-    return model

@@ -80,8 +80,11 @@ def test_estimators_reject_bad_arguments(estimator):
         estimator(square, float("nan"), 1.0, n_samples=10)
     with pytest.raises(ValueError, match="n_samples must be an int >= 1, got 0"):
         estimator(square, 0.0, 1.0, n_samples=0)
-    with pytest.raises(TypeError, match="seed must be an int"):
+    with pytest.raises(TypeError, match=r"^seed must be an int in \[0, 2\*\*64 - 1\], got float$"):
         estimator(square, 0.0, 1.0, n_samples=10, seed=1.5)
+    for seed in (-1, 2**64):
+        with pytest.raises(ValueError, match=rf"^seed must be an int in \[0, 2\*\*64 - 1\], got {seed}$"):
+            estimator(square, 0.0, 1.0, n_samples=10, seed=seed)
 
 
 def test_spread_of_mean_by_hand_and_its_square_root_law():
@@ -224,3 +227,18 @@ def test_monte_carlo_kl_rejects_bad_arguments():
         gaussian_kl_monte_carlo(torch.zeros(2, 3), torch.zeros(2, 3), n_samples=1)
     with pytest.raises(ValueError, match="logvar contains"):
         gaussian_kl_monte_carlo(torch.zeros(2, 3), torch.full((2, 3), float("inf")))
+
+
+def test_every_seeded_estimator_checks_its_seed(model):
+    x, W, b, s = model
+    q_mean, q_cov = linear_gaussian_posterior(x, W, b, s)
+    seed_error = r"^seed must be an int in \[0, 2\*\*64 - 1\], got "
+    with pytest.raises(ValueError, match=seed_error + "18446744073709551616$"):
+        linear_gaussian_elbo(x, W, b, s, q_mean, q_cov, n_samples=10, seed=2**64)
+    with pytest.raises(TypeError, match=seed_error + "str$"):
+        linear_gaussian_elbo(x, W, b, s, q_mean, q_cov, n_samples=10, seed="1")
+    with pytest.raises(ValueError, match=seed_error + "-3$"):
+        gaussian_kl_monte_carlo(torch.zeros(2, 3), torch.zeros(2, 3), seed=-3)
+    with pytest.raises(TypeError, match=seed_error + "float$"):
+        gaussian_kl_monte_carlo(torch.zeros(2, 3), torch.zeros(2, 3), seed=0.5)
+    assert gaussian_kl_monte_carlo(torch.zeros(2, 3), torch.zeros(2, 3), seed=2**64 - 1).mean.shape == (2,)

@@ -32,7 +32,7 @@ def test_l1_sparsity_hand_value():
 
 
 def test_l1_sparsity_rejects_1d():
-    with pytest.raises(ValueError, match=r"z must have shape \(N, D\) with N >= 1, got \(3,\)"):
+    with pytest.raises(ValueError, match=r"^z must have shape \(N, D\), got \(3,\)$"):
         l1_sparsity(torch.ones(3))
 
 
@@ -119,6 +119,25 @@ def test_gaussian_kl_matches_monte_carlo():
 def test_gaussian_kl_rejects_mismatch():
     with pytest.raises(ValueError, match=r"mu and logvar must have the same shape, got \(2, 3\) and \(2, 4\)"):
         gaussian_kl(torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+def test_gaussian_kl_check_values_false_skips_only_the_value_scan():
+    nan = torch.full((2, 3), float("nan"))
+    with pytest.raises(ValueError, match="^mu contains NaN; every entry must be finite$"):
+        gaussian_kl(nan, torch.zeros(2, 3))
+    assert torch.isnan(gaussian_kl(nan, torch.zeros(2, 3), check_values=False)).all()  # for loops that checked once
+    with pytest.raises(ValueError, match=r"^logvar must have shape \(N, D\), got \(3,\)$"):
+        gaussian_kl(torch.zeros(2, 3), torch.zeros(3), check_values=False)  # shapes: always
+    with pytest.raises(TypeError, match="^check_values must be a bool, got int$"):
+        gaussian_kl(torch.zeros(2, 3), torch.zeros(2, 3), check_values=0)
+
+
+def test_terms_take_float_rows_of_any_width():
+    with pytest.raises(TypeError, match="^z must be a floating-point tensor, got dtype torch.int64$"):
+        l1_sparsity(torch.ones(2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"^z is empty: it must hold at least one sample \(N >= 1\)$"):
+        l1_sparsity(torch.ones(0, 3))
+    assert l1_sparsity(torch.ones(2, 5)).item() == 5.0
 
 
 # ---------------------------------------------------------------------------------------- Bernoulli NLL
@@ -223,6 +242,12 @@ def test_vae_loss_keys_and_pieces(model_cls):
     torch.testing.assert_close(out["loss"].detach(), out["reconstruction"] + 2.0 * out["kl"])
     assert out["loss"].requires_grad and not out["kl"].requires_grad
     assert all(v.dim() == 0 for v in out.values())
+
+
+def test_only_the_bernoulli_loss_declares_a_data_range():
+    # fit and evaluate read data_range and check x and target against it once per call
+    assert vae_loss().data_range == (0.0, 1.0) and vae_loss(beta=4.0).data_range == (0.0, 1.0)
+    assert not hasattr(autoencoder_loss, "data_range") and not hasattr(sparse_loss("kl", 1e-3), "data_range")
 
 
 def test_vae_loss_rejects_bad_beta_and_model():

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from funml_lib.losses import elbo
-from funml_lib.metrics import (activations, importance_sampled_nll, negative_elbo, reconstruction_mse,
+from funml_lib import metrics
+from funml_lib.metrics import (activations, evaluating, importance_sampled_nll, negative_elbo, reconstruction_mse,
                                sparsity_stats)
 from funml_lib.models import VAE, FCAutoencoder, PyTorchExamplesVAE, SparseAutoencoder
 
@@ -200,7 +201,92 @@ def test_vae_metrics_reject_bad_arguments():
     with pytest.raises(TypeError, match=r"negative_elbo needs a VAE-like model whose encode\(x\) returns "
                                         r"\(mu, logvar\), got FCAutoencoder"):
         negative_elbo(FCAutoencoder(), x)
-    with pytest.raises(TypeError, match="seed must be an int, got float"):
+    with pytest.raises(TypeError, match=r"^seed must be an int in \[0, 2\*\*64 - 1\], got float$"):
         negative_elbo(vae, x, seed=1.5)
     with pytest.raises(TypeError, match="model must be a torch.nn.Module, got function"):
         negative_elbo(lambda t: t, x)
+    with pytest.raises(ValueError, match=r"^seed must be an int in \[0, 2\*\*64 - 1\], got 18446744073709551616$"):
+        importance_sampled_nll(vae, x, seed=2**64)
+    with pytest.raises(TypeError, match=r"^model VAE has torch.float64 parameters but x has dtype torch.float32; "
+                                        r"convert the model with model.float\(\)$"):
+        negative_elbo(_vae_ignoring_z().double(), x)
+
+
+# ------------------------------------------------------------------------------------ evaluating(model)
+def test_evaluating_is_eval_mode_without_grad_and_restores_the_mode():
+    model = SparseAutoencoder(hidden_dim=4).train()
+    with evaluating(model):
+        assert not model.training and not torch.is_grad_enabled()
+    assert model.training and torch.is_grad_enabled()
+    with pytest.raises(RuntimeError, match="^inside$"), evaluating(model):
+        raise RuntimeError("inside")
+    assert model.training and torch.is_grad_enabled()  # restored after an error too
+    model.eval()
+    with evaluating(model):
+        pass
+    assert not model.training
+    with pytest.raises(TypeError, match="^model must be a torch.nn.Module, got function$"), evaluating(lambda t: t):
+        pass
+
+
+# ------------------------------------------------------------------ importance sampling in chunks of k
+def _is_nll_unchunked(model, x, eps_per_batch, batch_size):
+    """The estimate with all k samples of a batch at once (the formula before chunking), from given eps."""
+    total = 0.0
+    for i, eps in zip(range(0, x.shape[0], batch_size), eps_per_batch):
+        xb = x[i:i + batch_size]
+        mu, logvar = model.encode(xb)
+        z = mu + torch.exp(0.5 * logvar) * eps                                            # (k, B, d)
+        logits = model.decode_logits(z.reshape(-1, z.shape[-1])).reshape(*z.shape[:2], -1)
+        log_px = -torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, xb.expand_as(logits), reduction="none").sum(-1)
+        log_pz = -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(-1)
+        log_qz = -0.5 * (eps.pow(2) + math.log(2 * math.pi) + logvar).sum(-1)
+        total += -(torch.logsumexp(log_px + log_pz - log_qz, 0) - math.log(eps.shape[0])).sum().item()
+    return total / x.shape[0]
+
+
+def test_is_nll_in_chunks_equals_all_samples_at_once(monkeypatch):
+    torch.manual_seed(0)
+    model, x, k, batch_size = VAE(latent_dim=3, hidden_dim=16), _binary(7), 10, 4
+    g = torch.Generator().manual_seed(1)
+    eps = [torch.randn(k, n, 3, generator=g) for n in (4, 3)]  # the samples of batch 1 and batch 2
+    chunks_of, chunks = [[], []], []
+
+    def serve(shape, generator, like):  # hands out each batch's eps in order, chunk by chunk
+        batch = 0 if sum(chunks_of[0]) < k else 1
+        start = sum(chunks_of[batch])
+        chunks_of[batch].append(shape[0])
+        chunks.append(tuple(shape))
+        return eps[batch][start:start + shape[0]]
+
+    with torch.no_grad():
+        expected = _is_nll_unchunked(model, x, eps, batch_size)
+    monkeypatch.setattr(metrics, "_standard_normal", serve)
+    for budget, sizes in ((10**9, [10]), (3 * 4 * 784, [3, 3, 3, 1])):
+        monkeypatch.setattr(metrics, "IS_CHUNK_ELEMENTS", budget)
+        chunks_of, chunks = [[], []], []
+        value = importance_sampled_nll(model, x, k=k, batch_size=batch_size)
+        assert value == pytest.approx(expected, rel=1e-6)
+        assert chunks_of[0] == sizes and sum(chunks_of[1]) == k
+        assert chunks[0] == (sizes[0], 4, 3)
+
+
+def test_is_nll_with_huge_k_takes_bounded_chunks(monkeypatch):
+    model, x, shapes = _vae_ignoring_z(), _binary(4), []
+    real = metrics._standard_normal
+
+    class Enough(Exception):
+        pass
+
+    def record(shape, generator, like):
+        shapes.append(tuple(shape))
+        if len(shapes) == 3:
+            raise Enough  # three chunks show the pattern; all 10**7 samples would take minutes
+        return real(shape, generator, like)
+
+    monkeypatch.setattr(metrics, "_standard_normal", record)
+    with pytest.raises(Enough):
+        importance_sampled_nll(model, x, k=10**7)  # all at once: 10**7 x 4 x 784 floats = 125 GB
+    chunk = metrics.IS_CHUNK_ELEMENTS // (4 * 784)
+    assert shapes == [(chunk, 4, 2)] * 3 and chunk * 4 * 784 * 4 <= 16 * 2**20  # <= 16 MB per (k, B, 784) tensor

@@ -7,8 +7,8 @@ from torch import nn
 
 from funml_lib.losses import autoencoder_loss, sparse_loss, vae_loss
 from funml_lib.models import VAE, FCAutoencoder, SparseAutoencoder
-from funml_lib.train import (History, evaluate, fit, load_checkpoint, pick_device, save_checkpoint,
-                             seed_everything)
+from funml_lib._validate import env_flag
+from funml_lib.train import History, evaluate, fit, pick_device, seed_everything, train_epoch
 
 
 def digits(n=64, seed=0):
@@ -71,8 +71,10 @@ def test_seed_everything_repeats_random_streams():
     seed_everything(3)
     b = (random.random(), torch.rand(3))
     assert a[0] == b[0] and torch.equal(a[1], b[1])
-    with pytest.raises(TypeError, match="seed must be an int, got float"):
+    with pytest.raises(TypeError, match=r"^seed must be an int in \[0, 2\*\*64 - 1\], got float$"):
         seed_everything(1.5)
+    with pytest.raises(ValueError, match=r"^seed must be an int in \[0, 2\*\*64 - 1\], got 18446744073709551616$"):
+        seed_everything(2**64)
 
 
 # ---------------------------------------------------------------------------------------------- fit
@@ -166,7 +168,11 @@ def test_fit_stops_on_nan_with_epoch_and_advice():
     ({"weight_decay": -1.0}, ValueError, r"^weight_decay must be a finite number >= 0, got -1$"),
     ({"lr_schedule": "linear"}, ValueError, r"^lr_schedule must be one of None, 'cosine', got 'linear'$"),
     ({"progress": "yes"}, TypeError, r"^progress must be None, True or False, got str$"),
-    ({"seed": "0"}, TypeError, r"^seed must be an int, got str$"),
+    ({"seed": "0"}, TypeError, r"^seed must be an int in \[0, 2\*\*64 - 1\], got str$"),
+    ({"seed": 2**64}, ValueError, r"^seed must be an int in \[0, 2\*\*64 - 1\], got 18446744073709551616$"),
+    ({"seed": -1}, ValueError, r"^seed must be an int in \[0, 2\*\*64 - 1\], got -1$"),
+    ({"input_transform": 3}, TypeError,
+     r"^input_transform must be None or callable as input_transform\(x_batch, generator\), got int$"),
 ])
 def test_fit_rejects_bad_arguments(kwargs, error, message):
     with pytest.raises(error, match=message):
@@ -218,37 +224,195 @@ def test_evaluate_is_repeatable_for_a_sampling_loss():
         evaluate(model, vae_loss(), x, batch_size=0)
 
 
-# -------------------------------------------------------------------------------------- checkpoints
-def test_checkpoint_round_trip(tmp_path):
-    seed_everything(0)
-    model = SparseAutoencoder(hidden_dim=64)
-    path = save_checkpoint(model, tmp_path / "sub" / "sparse.pt", epochs=3, history=History(loss=[1.0, 0.5]))
-    seed_everything(1)
-    other = SparseAutoencoder(hidden_dim=64)
-    assert load_checkpoint(other, path) is other
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))
-    extra = torch.load(path, weights_only=True)["extra"]
-    assert extra == {"epochs": 3, "history": {"loss": [1.0, 0.5]}}
+def test_progress_follows_env_flags(monkeypatch, capsys):
+    # one reader for the whole library (_validate.env_flag): 1, true, yes (any case) are on, all else off
+    monkeypatch.delenv("CI", raising=False)
+    for value, quiet in (("1", True), ("YES", True), ("true", True), ("0", False), ("", False), ("on", False),
+                         ("2", False)):
+        monkeypatch.setenv("FUNML_STATIC", value)
+        fit(Scale(), autoencoder_loss, digits(4), epochs=1)
+        assert (capsys.readouterr().err == "") is quiet is env_flag("FUNML_STATIC"), value
+    monkeypatch.setenv("CI", "false")  # read with env_flag: "false" is off, as in every other reader
+    fit(Scale(), autoencoder_loss, digits(4), epochs=1)
+    assert "1/1" in capsys.readouterr().err
 
 
-def test_checkpoint_refuses_other_architecture(tmp_path):
-    path = save_checkpoint(SparseAutoencoder(hidden_dim=64), tmp_path / "sparse.pt")
-    with pytest.raises(ValueError, match=r"^checkpoint holds a SparseAutoencoder\(hidden_dim=64\) but the model "
-                                         r"is a SparseAutoencoder\(hidden_dim=128\)$"):
-        load_checkpoint(SparseAutoencoder(hidden_dim=128), path)
-    with pytest.raises(ValueError, match=r"^checkpoint holds a SparseAutoencoder\(hidden_dim=64\) but the model "
-                                         r"is a VAE\(latent_dim=20, hidden_dim=400\)$"):
-        load_checkpoint(VAE(), path)
+# ------------------------------------------------------------------ reads are never wrong in silence
+def test_fit_checks_target_like_x():
+    x = digits(4)
+    with pytest.raises(ValueError, match="^target contains NaN; every entry must be finite$"):
+        fit(Scale(), autoencoder_loss, x, x * float("nan"), progress=False)
+    with pytest.raises(ValueError, match=r"^target must have shape \(N, 784\), got \(4, 28, 28\)$"):
+        fit(Scale(), autoencoder_loss, x, x.reshape(4, 28, 28), progress=False)
+    with pytest.raises(TypeError, match=r"^target must have the dtype of x \(torch.float32\), got torch.float64$"):
+        fit(Scale(), autoencoder_loss, x, x.double(), progress=False)
+    with pytest.raises(TypeError, match=r"^target must be a floating-point tensor, got dtype torch.uint8$"):
+        evaluate(Scale(), autoencoder_loss, x, (x * 255).to(torch.uint8))
 
 
-def test_checkpoint_missing_or_corrupt_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="checkpoint file '.*nothing.pt' does not exist"):
-        load_checkpoint(Scale(), tmp_path / "nothing.pt")
-    bad = tmp_path / "bad.pt"
-    bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match=r"bad.pt' is not a readable checkpoint \(\w+\): the file is truncated "
-                                         r"or was not written by save_checkpoint; re-create it with save_checkpoint$"):
-        load_checkpoint(Scale(), bad)
-    torch.save({"weights": 1}, bad)
-    with pytest.raises(ValueError, match="bad.pt' is not a funml_lib checkpoint"):
-        load_checkpoint(Scale(), bad)
+def test_bernoulli_loss_refuses_data_outside_unit_interval_once_per_call(monkeypatch):
+    x = digits(8)
+    vae = VAE(latent_dim=2, hidden_dim=8)
+    with pytest.raises(ValueError, match=r"^x must have all values in \[0, 1\] for vae_loss\(beta=1\), got values "
+                                         r"in \[0, 255\]; images stored as 0-255 need x / 255$"):
+        fit(vae, vae_loss(), torch.cat([x, torch.zeros(1, 784), torch.full((1, 784), 255.0)]), progress=False)
+    target = x.clone()
+    target[0, :2] = torch.tensor([-0.5, 1.0])
+    with pytest.raises(ValueError, match=r"^target must have all values in \[0, 1\] for vae_loss\(beta=2\), got "
+                                         r"values in \[-0.5, 1\]$"):
+        fit(vae, vae_loss(beta=2.0), x, target, progress=False)
+    with pytest.raises(ValueError, match=r"^x must have all values in \[0, 1\] for vae_loss\(beta=1\)"):
+        evaluate(vae, vae_loss(), x * 2)
+    assert vae_loss().data_range == (0.0, 1.0) and not hasattr(autoencoder_loss, "data_range")
+    fit(Scale(), autoencoder_loss, x * 255, epochs=1, progress=False)  # squared error takes any range
+    calls = []
+    real = torch.aminmax
+    monkeypatch.setattr(torch, "aminmax", lambda t: calls.append(t.shape) or real(t))
+    fit(vae, vae_loss(), x, x, epochs=3, batch_size=2, progress=False)
+    assert calls == [(8, 784), (8, 784)]  # x and target, once per call, not once per batch
+
+
+def test_fit_names_a_float64_model_or_input():
+    x = digits(4)
+    with pytest.raises(TypeError, match=r"^model FCAutoencoder has torch.float64 parameters but x has dtype "
+                                        r"torch.float32; convert the model with model.float\(\)$"):
+        fit(FCAutoencoder(latent_dim=2, hidden_dims=(8,)).double(), autoencoder_loss, x, progress=False)
+    with pytest.raises(TypeError, match=r"^x has dtype torch.float64 but model FCAutoencoder has torch.float32 "
+                                        r"parameters; convert x with x.float\(\)$"):
+        fit(FCAutoencoder(latent_dim=2, hidden_dims=(8,)), autoencoder_loss, x.double(), progress=False)
+    with pytest.raises(TypeError, match=r"^x has dtype torch.float16 but model Scale has torch.float64 parameters; "
+                                        r"use float32 for both \(x.float\(\), model.float\(\)\)$"):
+        evaluate(Scale().double(), autoencoder_loss, x.half())
+    mixed = FCAutoencoder(latent_dim=2, hidden_dims=(8,))
+    mixed.decoder.double()
+    with pytest.raises(TypeError, match=r"^model FCAutoencoder mixes parameter dtypes torch.float32, torch.float64; "
+                                        r"convert it with model.float\(\)$"):
+        fit(mixed, autoencoder_loss, x, progress=False)
+    history = fit(Scale().double(), autoencoder_loss, x.double(), epochs=1, progress=False)  # consistent: fine
+    assert history.epochs == 1
+
+
+def test_fit_names_a_detached_loss_and_trains_inside_no_grad():
+    with pytest.raises(ValueError, match=r"^loss_fn's 'loss' has no gradient \(requires_grad is False\): compute "
+                                         r"it from the model's output without .detach\(\), .item\(\) or "
+                                         r"torch.no_grad\(\)$"):
+        fit(Scale(), lambda m, xb, tb: (m(xb) - tb).pow(2).mean().detach(), digits(4), progress=False)
+    model = Scale()
+    with torch.no_grad():  # a caller's no_grad does not silently stop training
+        fit(model, autoencoder_loss, digits(4), epochs=2, lr=0.1, progress=False)
+    assert model.w.item() != 0.5
+
+
+def test_loss_fn_keys_must_not_change():
+    calls = {"n": 0}
+
+    def grows_a_term(model, x, target):
+        calls["n"] += 1
+        loss = (model(x) - target).pow(2).mean()
+        return {"loss": loss, "extra": loss.detach()} if calls["n"] > 2 else {"loss": loss}
+
+    with pytest.raises(ValueError, match=r"^loss_fn returned the terms \['loss', 'extra'\] on batch 3 but "
+                                         r"\['loss'\] on the first; it must return the same terms on every batch$"):
+        fit(Scale(), grows_a_term, digits(8), batch_size=2, progress=False)
+    calls["n"] = 0  # one batch per epoch: the terms change between epochs
+    with pytest.raises(ValueError, match=r"^loss_fn returned the terms \['loss', 'extra'\] in epoch 3 but \['loss'\] "
+                                         r"before; it must return the same terms on every batch$"):
+        fit(Scale(), grows_a_term, digits(8), epochs=4, batch_size=8, progress=False)
+    calls["n"] = 0
+    with pytest.raises(ValueError, match=r"^loss_fn returned the terms \['loss', 'extra'\] on batch 3 but"):
+        evaluate(Scale(), grows_a_term, digits(8), batch_size=2)
+
+
+def test_evaluate_names_a_model_on_another_device():
+    with pytest.raises(ValueError, match=r"^x is on cpu but the model is on meta; move them to the same device, "
+                                         r"e.g. model.to\(x.device\)$"):
+        evaluate(Scale().to("meta"), autoencoder_loss, digits(4))
+
+
+# ------------------------------------------------------------------------------- the epoch loop
+def test_train_epoch_visits_every_row_once_and_returns_row_means():
+    x, seen = digits(10), []
+
+    def recording(model, xb, tb):
+        seen.append(xb)
+        return mean_terms(model, xb, tb)
+
+    model = Scale()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    means = train_epoch(model, recording, optimizer, x, batch_size=4, generator=torch.Generator().manual_seed(0))
+    assert [len(b) for b in seen] == [4, 4, 2]
+    assert torch.equal(torch.cat(seen).sort(0).values, x.sort(0).values)  # a permutation of the rows
+    assert list(means) == ["loss", "batch_mean", "two"] and all(v.dim() == 0 for v in means.values())
+    assert means["batch_mean"].item() == pytest.approx(x.mean().item(), rel=1e-6)
+    assert means["two"].item() == 2.0
+
+
+# ------------------------------------------------------------------------ per-batch input transform
+def test_input_transform_corrupts_the_input_and_keeps_the_target_clean():
+    x, calls = digits(10), []
+
+    def recording(model, xb, tb):
+        calls.append((xb, tb))
+        return autoencoder_loss(model, xb, tb)
+
+    def shift(xb, generator):
+        assert isinstance(generator, torch.Generator) and xb.shape[1] == 784
+        return xb + 0.5
+
+    fit(Scale(), recording, x, epochs=2, batch_size=4, input_transform=shift, progress=False)
+    assert [tuple(xb.shape) for xb, _ in calls] == [(4, 784), (4, 784), (2, 784)] * 2
+    rows = {tuple(r.tolist()) for r in x}
+    for xb, tb in calls:
+        assert torch.equal(xb, tb + 0.5)  # the model saw the corrupted batch, the loss the clean one
+        assert all(tuple(r.tolist()) in rows for r in tb)
+    calls.clear()
+    target = 1 - x
+    fit(Scale(), recording, x, target, epochs=1, batch_size=5, input_transform=shift, progress=False)
+    for xb, tb in calls:  # with a target: the input is transform(x rows), the target the matching target rows
+        assert torch.allclose(xb - 0.5, 1 - tb)
+
+
+def test_input_transform_is_seeded_by_fits_seed_and_fresh_each_batch():
+    x = digits(16)
+
+    def noisy(xb, generator):
+        return xb + 0.1 * torch.randn(xb.shape, generator=generator, device=xb.device)
+
+    def run(seed):
+        seed_everything(0)
+        model, noise = FCAutoencoder(latent_dim=2, hidden_dims=(8,)), []
+
+        def recording(m, xb, tb):
+            noise.append((xb - tb).clone())
+            return autoencoder_loss(m, xb, tb)
+
+        history = fit(model, recording, x, epochs=2, batch_size=8, seed=seed, input_transform=noisy,
+                      progress=False)
+        return model.state_dict(), history, noise
+
+    (w1, h1, n1), (w2, h2, n2), (_, h3, n3) = run(0), run(0), run(1)
+    assert h1 == h2 and all(torch.equal(w1[k], w2[k]) for k in w1)
+    assert all(torch.equal(a, b) for a, b in zip(n1, n2))
+    assert h1 != h3 and not torch.equal(n1[0], n3[0])
+    assert len(n1) == 4 and not any(torch.equal(n1[0], n) for n in n1[1:])  # fresh noise for every batch
+    torch.manual_seed(5)
+    expected = torch.rand(2)
+    torch.manual_seed(5)
+    fit(Scale(), autoencoder_loss, x, epochs=1, input_transform=noisy, progress=False)
+    assert torch.equal(torch.rand(2), expected)  # the caller's random state is left alone
+
+
+@pytest.mark.parametrize("transform, error, message", [
+    (lambda xb, g: xb.reshape(-1, 28, 28), ValueError,
+     r"^input_transform must return a tensor of the batch's shape \(2, 784\), got \(2, 28, 28\)$"),
+    (lambda xb, g: xb[:1], ValueError,
+     r"^input_transform must return a tensor of the batch's shape \(2, 784\), got \(1, 784\)$"),
+    (lambda xb, g: xb.tolist(), TypeError, r"^input_transform must return a tensor, got list$"),
+    (lambda xb, g: None, TypeError, r"^input_transform must return a tensor, got NoneType$"),
+    (lambda xb, g: xb.double(), ValueError,
+     r"^input_transform must return a torch.float32 tensor on cpu like the batch, got torch.float64 on cpu$"),
+    (lambda xb: xb, TypeError, r"takes 1 positional argument but 2 were given"),
+])
+def test_bad_input_transforms_are_named(transform, error, message):
+    with pytest.raises(error, match=message):
+        fit(Scale(), autoencoder_loss, digits(4), batch_size=2, input_transform=transform, progress=False)
