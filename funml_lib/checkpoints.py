@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import collections
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from funml_lib.atomic import atomic_write
+
 CHECKPOINT_FORMAT = 1
 _SCALARS = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device, torch.Size)
 _CONTAINERS = (list, tuple, dict, collections.OrderedDict, set)
-_TMP_SUFFIX = ".tmp"
 
 
 def _check_path(path: object) -> Path:
@@ -69,44 +69,6 @@ def _contents(model: nn.Module, extra: dict) -> dict:
             "state_dict": state, "extra": extra}
 
 
-def _remove_stale_temporaries(path: Path) -> None:
-    """Delete temporary files of `path` left by a save that was killed (their process is gone)."""
-    if os.name != "posix":  # os.kill(pid, 0) tests for a process only on POSIX
-        return
-    prefix = f".{path.name}."
-    for name in os.listdir(path.parent):
-        pid = name[len(prefix):].split(".")[0]
-        if not (name.startswith(prefix) and name.endswith(_TMP_SUFFIX) and pid.isdigit() and int(pid) > 0):
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:  # the save that made it was killed
-            (path.parent / name).unlink(missing_ok=True)
-        except OSError:  # alive but someone else's
-            pass
-
-
-def _file_mode(path: Path) -> int:
-    if path.exists():
-        return path.stat().st_mode & 0o777  # an overwrite keeps the file's permissions
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask  # what open() would have given a new file
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. Windows, where folders cannot be opened; the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(model: nn.Module, path: str | Path, **extra) -> Path:
     """Save the model's class name, `model.config` and weights (as CPU tensors) to `path`; returns the path.
 
@@ -126,33 +88,19 @@ def save_checkpoint(model: nn.Module, path: str | Path, **extra) -> Path:
                                 f"{str(path / 'model.pt')!r}")
     if path.exists() and not path.is_file():  # a device, a pipe, a socket: never replace those
         raise ValueError(f"path {str(path)!r} exists and is not a regular file; pass a checkpoint file name")
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temporaries(path)
-        mode = _file_mode(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
-                                   suffix=_TMP_SUFFIX)  # O_EXCL: never follows a planted link
-        with os.fdopen(fd, "wb") as f:
-            torch.save(contents, f)
-            f.flush()
-            os.fsync(f.fileno())
-        try:  # read it back as load_checkpoint will
+    def loads_back(tmp: str) -> None:  # read it back as load_checkpoint will
+        try:
             torch.load(tmp, map_location="cpu", weights_only=True)
         except Exception as e:
             raise ValueError(f"the checkpoint for {str(path)!r} would not load back with "
                              f"torch.load(weights_only=True) ({type(e).__name__}); nothing was saved") from e
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException as e:  # KeyboardInterrupt included: never leave a temporary file behind
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            message = (f"could not save the checkpoint {str(path)!r} ({e.strerror or e}); "
-                       f"the previous file, if any, is unchanged")
-            raise (OSError(e.errno, message) if e.errno else OSError(message)) from e
-        raise
-    _fsync_folder(path.parent)
+
+    try:
+        atomic_write(path, lambda f: torch.save(contents, f), check=loads_back)
+    except OSError as e:
+        message = (f"could not save the checkpoint {str(path)!r} ({e.strerror or e}); "
+                   f"the previous file, if any, is unchanged")
+        raise (OSError(e.errno, message) if e.errno else OSError(message)) from e
     return path
 
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import Tensor
+
+from funml_lib.atomic import atomic_write
 
 FORMAT = 2  # bump when the entry layout changes: older entries are then rebuilt
 
@@ -66,38 +67,10 @@ def load(name: str, source: str, count: int) -> tuple[Tensor, Tensor] | None:
     return (x, y) if entry.get("checksum") == _checksum(x, y) else None
 
 
-def _remove_stale_temporaries(folder: Path, name: str) -> None:
-    """Delete temp files of `name` left by processes that were killed mid-write (their pid is gone)."""
-    for tmp in folder.glob(f".{name}.*.tmp"):
-        pid = tmp.name[len(name) + 2:].split(".")[0]
-        try:
-            if pid.isdigit() and int(pid) != os.getpid():
-                os.kill(int(pid), 0)  # raises ProcessLookupError when no such process exists
-        except ProcessLookupError:
-            tmp.unlink(missing_ok=True)
-        except OSError:  # alive under another user, or not ours to delete: leave it
-            pass
-
-
 def save(name: str, source: str, x: Tensor, y: Tensor) -> None:
     """Store (x, y) made from `source` under `name`, atomically; never raises, never leaves a temp file."""
     entry = {"format": FORMAT, "source": source, "x": x, "y": y, "checksum": _checksum(x, y)}
-    folder, tmp = cache_dir(), None
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temporaries(folder, name)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.{os.getpid()}.", suffix=".tmp")  # O_EXCL
-        with os.fdopen(fd, "wb") as f:
-            torch.save(entry, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, folder / name)  # atomic; replaces a symlink itself, not the file it points to
-        tmp = None
+        atomic_write(cache_dir() / name, lambda f: torch.save(entry, f))
     except Exception:  # read-only folder (torch raises RuntimeError), full disk, path is a file: speed only
         pass
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
