@@ -44,6 +44,7 @@ from torchvision.datasets.mnist import read_image_file, read_label_file
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runs from a checkout without `pip install -e .`
 from funml_lib import VAE, PyTorchExamplesVAE, fit, load_mnist, pick_device, vae_loss  # noqa: E402
+from funml_lib.atomic import atomic_write_text  # noqa: E402
 
 BATCH, LR = 128, 1e-3
 # FLOPs per sample. Forward matmuls of 784-400-(20 mu + 20 logvar)-400-784, 2 FLOPs per multiply-add:
@@ -137,7 +138,7 @@ def matmul_peak(device: torch.device, repeats: int = 5) -> tuple[float, float]:
     return 2 * 1024**3 / best, 2 * 1024**3 / max(best_cpu, 1e-9)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=60_000, help="training samples per way (default 60000)")
     parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: funml_lib.pick_device())")
@@ -152,37 +153,31 @@ def main() -> None:
     args = parser.parse_args()
     if args.samples < 1:
         parser.error(f"--samples must be >= 1, got {args.samples}")
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    busy = load > (os.cpu_count() or 1)
-    if args.threads == "auto":
-        # on a busy machine OpenMP threads wait for each other's time slices at every op, which slows
-        # the many small ops of training far more than anything else: one thread measures more fairly
-        threads = 1 if busy else torch.get_num_threads()
-    elif args.threads.isdigit() and int(args.threads) >= 1:
-        threads = int(args.threads)
-    else:
+    if not (args.threads == "auto" or (args.threads.isdigit() and int(args.threads) >= 1)):
         parser.error(f"--threads must be 'auto' or an int >= 1, got {args.threads!r}")
-    torch.set_num_threads(threads)
     try:
-        device = pick_device(args.device)
+        args.device = pick_device(args.device)
     except ValueError as e:
         parser.error(str(e))
-    start = time.perf_counter()
+    return args
 
-    images, labels, source = read_test_split()
-    per_round = min(5_000, len(images), args.samples)  # short rounds: finer interleaving, bounded runtime
-    rounds = max(1, round(args.samples / per_round))
-    images, labels = images[:per_round], labels[:per_round]
+
+def set_threads(threads: str) -> tuple[float, bool]:
+    """Apply --threads; return (load average, whether the machine is busy)."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    busy = load > (os.cpu_count() or 1)
+    # on a busy machine OpenMP threads wait for each other's time slices at every op, which slows
+    # the many small ops of training far more than anything else: one thread measures more fairly
+    auto = 1 if busy else torch.get_num_threads()
+    torch.set_num_threads(auto if threads == "auto" else int(threads))
+    return load, busy
+
+
+def run_rounds(args: argparse.Namespace, images: torch.Tensor, labels: torch.Tensor,
+               rounds: int, start: float) -> dict:
+    """Alternate the two ways, one epoch over the same digits each per round; return the timings."""
+    device, per_round = args.device, len(images)
     x = images.reshape(-1, 784).to(device).float().div_(255.0)  # (b)'s data: once, on the device
-
-    print(f"torch {torch.__version__} on {device} ({torch.get_num_threads()} torch threads, "
-          f"{os.cpu_count()} CPUs, load average {load:.1f}); data: the first {per_round:,} MNIST test digits "
-          f"from {source}")
-    if busy:
-        print(f"note: the machine is busy (load {load:.1f} > {os.cpu_count()} CPUs), timings are noisy"
-              + ("; using 1 thread (--threads auto)" if args.threads == "auto" else ""))
-    print(f"{rounds} interleaved rounds x {per_round:,} samples per way, batch {BATCH}, Adam lr {LR:g}")
-
     torch.manual_seed(0)
     cuda = device.type == "cuda"  # vae/main.py's DataLoader options on a GPU
     loader = DataLoader(IdxMNIST(images, labels, transforms.ToTensor()), batch_size=BATCH, shuffle=True,
@@ -196,58 +191,82 @@ def main() -> None:
     fit(fast_model, loss_fn, x[:4 * BATCH], epochs=1, batch_size=BATCH, lr=LR, progress=False)
     sync(device)
 
-    times = {"a": 0.0, "b": 0.0}  # seconds per way, summed over rounds; each round is per_round samples
-    cpu = {"a": 0.0, "b": 0.0}  # this process's CPU seconds per way
-    ratios, peaks, fast_rates, last, done = [], [], [], {}, 0
+    run = {"times": {"a": 0.0, "b": 0.0}, "cpu": {"a": 0.0, "b": 0.0}, "ratios": [], "peaks": [],
+           "fast_rates": [], "last": {}, "done": 0}
     for r in range(rounds):
         if r >= 2 and time.perf_counter() - start > args.max_seconds:
             print(f"stopping after {r} of {rounds} rounds: --max-seconds {args.max_seconds:g} reached")
             break
-        done += 1
-        peaks.append(matmul_peak(device))
+        run["done"] += 1
+        run["peaks"].append(matmul_peak(device))
         dt = {}
         for way in ("ab" if r % 2 == 0 else "ba"):  # alternate who goes first against drifting load
             sync(device)
             t0, c0 = time.perf_counter(), time.process_time()
             if way == "a":
-                last["a"] = example_epoch(base_model, base_opt, loader, device)[1]
+                run["last"]["a"] = example_epoch(base_model, base_opt, loader, device)[1]
             else:
                 history = fit(fast_model, loss_fn, x, epochs=1, batch_size=BATCH, lr=LR, seed=r, progress=False)
-                last["b"] = history["loss"][-1]
+                run["last"]["b"] = history["loss"][-1]
             sync(device)
             dt[way] = time.perf_counter() - t0
-            times[way] += dt[way]
-            cpu[way] += time.process_time() - c0
-        ratios.append(dt["a"] / dt["b"])
-        fast_rates.append(per_round / dt["b"])
-    peaks.append(matmul_peak(device))
+            run["times"][way] += dt[way]
+            run["cpu"][way] += time.process_time() - c0
+        run["ratios"].append(dt["a"] / dt["b"])
+        run["fast_rates"].append(per_round / dt["b"])
+    run["peaks"].append(matmul_peak(device))
+    return run
 
-    samples = done * per_round
+
+def report(args: argparse.Namespace, run: dict, per_round: int, source: str) -> None:
+    """Print samples/s of both ways, their ratio and (b)'s share of the matmul peak; write --json."""
+    times, last, ratios = run["times"], run["last"], run["ratios"]
+    samples = run["done"] * per_round
     rate_a, rate_b = samples / times["a"], samples / times["b"]
-    peak, peak_cpu = max(p[0] for p in peaks), max(p[1] for p in peaks)
+    peak, peak_cpu = max(p[0] for p in run["peaks"]), max(p[1] for p in run["peaks"])
     print(f"(a) pytorch/examples way (DataLoader + ToTensor): {rate_a:10,.0f} samples/s "
           f"({samples:,} samples in {times['a']:.1f} s; last epoch loss {last['a']:.1f} nats/digit)")
     print(f"(b) funml_lib.fit on device tensors:              {rate_b:10,.0f} samples/s "
           f"({samples:,} samples in {times['b']:.1f} s; last epoch loss {last['b']:.1f} nats/digit)")
     print(f"speed-up (b)/(a): {rate_b / rate_a:.2f}x overall; per round median "
           f"{statistics.median(ratios):.2f}x, range {min(ratios):.2f}x .. {max(ratios):.2f}x")
-    print(f"torch.mm 1024x1024 float32 peak: {peak / 1e9:.1f} GFLOP/s (best of {5 * len(peaks)} runs)")
+    print(f"torch.mm 1024x1024 float32 peak: {peak / 1e9:.1f} GFLOP/s (best of {5 * len(run['peaks'])} runs)")
     print(f"(b) training: {FLOPS_PER_SAMPLE:,} FLOP/sample x {rate_b:,.0f} samples/s = "
           f"{FLOPS_PER_SAMPLE * rate_b / 1e9:.1f} GFLOP/s = {100 * FLOPS_PER_SAMPLE * rate_b / peak:.0f}% "
-          f"of the matmul peak (best round: {100 * FLOPS_PER_SAMPLE * max(fast_rates) / peak:.0f}%)")
+          f"of the matmul peak (best round: {100 * FLOPS_PER_SAMPLE * max(run['fast_rates']) / peak:.0f}%)")
     print(f"an epoch of the 20-d FC-VAE over 60,000 digits at (b)'s rate: {60_000 / rate_b:.2f} s")
+    device = args.device
     if args.json:
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
-        Path(args.json).write_text(json.dumps({
+        atomic_write_text(args.json, json.dumps({
             "device": str(device), "device_name": name, "torch": torch.__version__, "data": source,
-            "samples": samples, "rounds": done, "batch_size": BATCH, "rate_a": rate_a, "rate_b": rate_b,
-            "ratio": rate_b / rate_a, "ratio_median": statistics.median(ratios),
+            "samples": samples, "rounds": run["done"], "batch_size": BATCH, "rate_a": rate_a,
+            "rate_b": rate_b, "ratio": rate_b / rate_a, "ratio_median": statistics.median(ratios),
             "epoch_60k_seconds": 60_000 / rate_b}, indent=1) + "\n")
     if device.type == "cpu" and torch.get_num_threads() == 1:  # one thread: CPU time ignores other jobs
-        cpu_a, cpu_b = samples / cpu["a"], samples / cpu["b"]
+        cpu_a, cpu_b = samples / run["cpu"]["a"], samples / run["cpu"]["b"]
         print(f"by this process's CPU time (robust to other jobs with 1 thread): (a) {cpu_a:,.0f}, (b) "
               f"{cpu_b:,.0f} samples/s, speed-up {cpu_b / cpu_a:.2f}x; (b) at "
               f"{100 * FLOPS_PER_SAMPLE * cpu_b / peak_cpu:.0f}% of the matmul peak ({peak_cpu / 1e9:.1f} GFLOP/s)")
+
+
+def main() -> None:
+    args = parse_args()
+    load, busy = set_threads(args.threads)
+    start = time.perf_counter()
+    images, labels, source = read_test_split()
+    per_round = min(5_000, len(images), args.samples)  # short rounds: finer interleaving, bounded runtime
+    rounds = max(1, round(args.samples / per_round))
+    images, labels = images[:per_round], labels[:per_round]
+    print(f"torch {torch.__version__} on {args.device} ({torch.get_num_threads()} torch threads, "
+          f"{os.cpu_count()} CPUs, load average {load:.1f}); data: the first {per_round:,} MNIST test digits "
+          f"from {source}")
+    if busy:
+        print(f"note: the machine is busy (load {load:.1f} > {os.cpu_count()} CPUs), timings are noisy"
+              + ("; using 1 thread (--threads auto)" if args.threads == "auto" else ""))
+    print(f"{rounds} interleaved rounds x {per_round:,} samples per way, batch {BATCH}, Adam lr {LR:g}")
+    run = run_rounds(args, images, labels, rounds, start)
+    report(args, run, per_round, source)
 
 
 if __name__ == "__main__":
