@@ -9,7 +9,7 @@ SUDO   := $(shell test "$$(id -u)" -eq 0 || echo sudo)
 
 export PYTHONHASHSEED := 0
 
-.PHONY: venv test book bench homework check-site clean assets chromium
+.PHONY: venv test book bench homework check-site clean assets chromium gpu-check
 
 venv: $(STAMP)
 
@@ -23,19 +23,38 @@ $(STAMP): pyproject.toml
 test: venv
 	FUNML_STUDENT_RUNS=one $(BIN)/python -m pytest tests
 
-# FUNML_STATIC=1: explorers draw their static figures only (a built page cannot run callbacks).
+# Explorers precompute their frames; the executed notebooks keep the widget state, so the sliders
+# work on the built pages without a kernel (FUNML_STATIC=1 would leave only the static figures).
+# CI=1: no progress bars in the pages (funml_lib.train draws none under CI, as in every CI log).
 book: venv assets
-	FUNML_STATIC=1 $(BIN)/jupyter-book build . -W -n --keep-going
+	env -u FUNML_STATIC CI=1 $(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "HTML: $(CURDIR)/_build/html/index.html"
 
 bench: venv
 	$(BIN)/python benchmarks/train_throughput.py
 
+# On a CUDA machine: the cuda-marked tests, chapters 02 and 05 with device=cuda, the benchmark; one summary.
+# Fails at once (exit 2) without a CUDA device. Dry run on a CPU: .venv/bin/python -m coursekit.gpu_check --device cpu --tiny
+# Offline GPU box whose python3 already has torch, pytest, papermill: make gpu-check GPU_PYTHON=python3
+GPU_PYTHON ?= $(BIN)/python
+gpu-check: $(if $(filter $(BIN)/python,$(GPU_PYTHON)),venv)
+	$(GPU_PYTHON) -m coursekit.gpu_check
+
 homework: venv
 	$(BIN)/python -m coursekit.homework book homework
 
+# nbgrader course in course/ (source/, release/, gradebook.db) from every chapter with grading metadata;
+# nbgrader runs from .venv with FUNML_GRADING=1 (small settings). Submissions go to
+# course/submitted/<student>/<chapter>/<chapter>.ipynb; `make autograde` grades them and prints scores.
+.PHONY: course autograde
+course: venv
+	$(BIN)/python -m coursekit.course book course
+
+autograde: venv
+	$(BIN)/python -m coursekit.course autograde course
+
 # After the build: every page in Chromium, then the launch-button tests that need the built HTML.
-check-site: venv chromium
+check-site: venv chromium assets
 	$(BIN)/python -m coursekit.check_site _build/html
 	FUNML_REQUIRE_HTML=1 $(BIN)/python -m pytest -q tests/test_colab.py -k html
 

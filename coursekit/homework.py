@@ -1,16 +1,26 @@
-"""Student versions of the chapters: solutions out, `# YOUR CODE HERE` stubs in, outputs cleared.
+"""Student versions of the chapters: solutions out, stubs in, outputs cleared.
 
     python -m coursekit.homework book homework      # what `make homework` runs
 
-What is removed (the markers the chapters use):
-- code between `### BEGIN SOLUTION` and `### END SOLUTION` -> `# YOUR CODE HERE` + `raise NotImplementedError()`
-  (nbgrader's ClearSolutions preprocessor, so the same notebooks also work with `nbgrader generate_assignment`);
-- code cells tagged "solution", or inside a gated `{solution-start}` ... `{solution-end}` pair, without
-  markers -> the stub as a whole cell;
-- markdown cells tagged "solution", and MyST `{solution}`, `{solution-start}`, `{solution-end}` blocks;
-- all outputs, execution counts and saved widget state.
-Exercise text (`{exercise}` blocks) stays. Chapters come from _toc.yml (in SRC_DIR or its parent), else
-every *.ipynb in SRC_DIR.
+The chapters follow the exercise layout of the book's conventions (spec section 7): statement between
+gated `{exercise-start}`/`{exercise-end}` markers, then the answer between gated `{solution-start}`/
+`{solution-end}` markers, then (code exercises) a locked autograder-tests cell. A student version is
+what `nbgrader generate_assignment` releases:
+
+- cells with nbgrader metadata are left to nbgrader's ClearSolutions: a prose answer becomes
+  "YOUR ANSWER HERE", the code between `### BEGIN SOLUTION` and `### END SOLUTION` becomes
+  `# YOUR CODE HERE` + `raise NotImplementedError()`; an autograder-tests cell keeps its visible part
+  and loses its `BEGIN/END HIDDEN TESTS` region (ClearHiddenTests). Such a cell is never stubbed;
+- the gated solution marker cells and markdown between them without nbgrader metadata (the
+  explanation of the solution, tagged "solution") are removed, as are MyST `{solution}` blocks;
+- the `{exercise-start}` marker becomes a plain Markdown heading "Exercise N" (N counts the exercises
+  of the notebook) and `{exercise-end}` goes; a classic `{exercise}` block becomes the same heading
+  and its body, so Jupyter and Colab show statements as Markdown, never as directive source;
+- all outputs, execution counts and saved widget state are cleared.
+Older chapters without nbgrader metadata still work: a code cell tagged "solution" or inside the gates
+without BEGIN/END markers becomes the stub as a whole. Chapters come from _toc.yml (in SRC_DIR or its
+parent), else every *.ipynb in SRC_DIR. Every error names the notebook and the cell; nothing is written
+unless every chapter converts, and the output folder may not be, contain or lie inside SRC_DIR.
 """
 from __future__ import annotations
 
@@ -25,68 +35,52 @@ from nbconvert.preprocessors import ClearOutputPreprocessor, Preprocessor
 from nbformat import NotebookNode
 from traitlets import Bool
 
+from coursekit.markers import (  # noqa: F401  (strip_solution_directives, check_markers: re-exported)
+    BEGIN, BEGIN_HIDDEN, CODE_STUB, EXERCISE_FENCE, SOLUTION_FENCE, SOLUTION_TAG, TEXT_STUB, MarkerError,
+    cell_tags, check_markers, has_solution_markers, nbgrader_metadata, replace_exercise_markers,
+    solution_gates, strip_solution_directives)
+from coursekit.safe_io import NotebookError, atomic_write_text, check_output_dir, make_dirs, read_notebook
 from coursekit.toc import chapter_notebooks
 
-SOLUTION_TAG = "solution"
-CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
-BEGIN, END = "BEGIN SOLUTION", "END SOLUTION"
-# opening line of a MyST directive fence: ```{solution} / ::::{solution-start} ..., any indentation
-_OPEN = re.compile(r"^\s*(?P<fence>`{3,}|:{3,})\{(?P<name>solution(?:-start|-end)?)\}")
+HomeworkError = MarkerError  # one error class for every problem; the message names notebook and cell
 
 
-def strip_solution_directives(markdown: str) -> tuple[str, int]:
-    """Remove MyST solution blocks from markdown text; return (text, number of blocks removed).
-
-    A block runs from its opening fence to the first closing fence of the same character and at
-    least the same length (so a ```python fence nested in a ````{solution} stays inside it); an
-    unclosed block runs to the end of the text, as in MyST.
-    """
-    lines, kept, removed, i = markdown.split("\n"), [], 0, 0
-    while i < len(lines):
-        m = _OPEN.match(lines[i])
-        if not m:
-            kept.append(lines[i])
-            i += 1
-            continue
-        fence = m.group("fence")
-        closing = re.compile(rf"^\s*{re.escape(fence[0])}{{{len(fence)},}}\s*$")
-        i += 1
-        while i < len(lines) and not closing.match(lines[i]):
-            i += 1
-        i += 1  # skip the closing fence itself
-        removed += 1
-    return "\n".join(kept), removed
-
-
-def _tags(cell: NotebookNode) -> list[str]:
-    return list(cell.get("metadata", {}).get("tags", []))
-
-
-def _has_markers(source: str) -> bool:
-    return BEGIN in source or END in source
-
-
-def _gate_after(source: str, inside: bool) -> bool:
-    """Whether the cells after this markdown are inside a gated {solution-start} ... {solution-end}."""
-    for line in source.split("\n"):  # only directive fences count, not a mention in inline code
-        m = _OPEN.match(line)
-        if m and m.group("name") != "solution":
-            inside = m.group("name") == "solution-start"
-    return inside
+def _drop_solution_tag(cell: NotebookNode) -> None:
+    tags = [t for t in cell_tags(cell) if t != SOLUTION_TAG]
+    if tags:
+        cell.metadata["tags"] = tags
+    else:
+        cell.metadata.pop("tags", None)
 
 
 class RemoveSolutionText(Preprocessor):
-    """nbconvert preprocessor: drop solution markdown, stub solution code cells that carry no markers."""
+    """nbconvert/nbgrader preprocessor: drop the book's solution text and markers, keep nbgrader's cells.
+
+    Cells with nbgrader metadata pass untouched (nbgrader's ClearSolutions and ClearHiddenTests handle
+    them, and an autograder-tests cell is never stubbed); solution markdown without metadata goes;
+    exercise markers become a heading; legacy solution code cells without markers become the stub.
+    """
 
     enabled = Bool(True, help="on by default, so nbgrader and nbconvert run it once registered").tag(config=True)
 
     def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
-        cells, inside = [], False
+        cells, inside, exercises = [], False, 0
         stats = resources.setdefault("homework", {"text_removed": 0, "cells_stubbed": 0})
         for cell in nb.cells:
-            tags = _tags(cell)
+            tags, graded = cell_tags(cell), bool(nbgrader_metadata(cell))
+            if graded:  # an answer or an autograder-tests cell: nbgrader's business
+                _drop_solution_tag(cell)
+                cells.append(cell)
+                continue
             if cell.cell_type == "markdown":
-                was_inside, inside = inside, _gate_after(cell.source, inside)
+                if any(EXERCISE_FENCE.match(line) for line in cell.source.split("\n")):
+                    text, exercises = replace_exercise_markers(cell.source, exercises)
+                    if not text.strip():
+                        continue
+                    cell.source = text
+                was_inside = inside
+                for gate in solution_gates(cell.source):
+                    inside = gate == "solution-start"
                 text, n = strip_solution_directives(cell.source)
                 if SOLUTION_TAG in tags or (was_inside and n == 0):
                     stats["text_removed"] += 1  # solution text, or text between the gates
@@ -96,57 +90,65 @@ class RemoveSolutionText(Preprocessor):
                     continue
                 cell.source = text
             elif cell.cell_type == "code" and (SOLUTION_TAG in tags or inside):
-                if not _has_markers(cell.source):
+                if not has_solution_markers(cell.source):  # an older chapter: a whole solution cell
                     cell.source = CODE_STUB
                     stats["cells_stubbed"] += 1
-                cell.metadata["tags"] = [t for t in tags if t != SOLUTION_TAG]
-                if not cell.metadata["tags"]:
-                    del cell.metadata["tags"]
+                _drop_solution_tag(cell)
             cells.append(cell)
         nb.cells = cells
         return nb, resources
 
 
-def _clear_solutions() -> Preprocessor:
+def _nbgrader_preprocessors() -> tuple[Preprocessor, Preprocessor]:
     try:
-        from nbgrader.preprocessors import ClearSolutions
+        from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
     except ImportError as err:  # nbgrader is the optional extra "homework"
         raise ImportError("student versions need nbgrader: pip install -e '.[homework]'") from err
-    # enforce_metadata=False: our cells carry markers but no nbgrader cell metadata (no database needed)
-    return ClearSolutions(enforce_metadata=False, code_stub={"python": CODE_STUB})
+    # enforce_metadata=False only for older chapters without nbgrader metadata; check_markers already
+    # enforces nbgrader's rule in every chapter that has it, and `nbgrader generate_assignment` enforces it.
+    return (ClearSolutions(enforce_metadata=False, code_stub={"python": CODE_STUB}, text_stub=TEXT_STUB),
+            ClearHiddenTests(enforce_metadata=False))
 
 
 def nbgrader_preprocessors() -> list[type]:
     """nbgrader's generate_assignment preprocessors with RemoveSolutionText first (for nbgrader_config.py).
 
-    nbgrader alone clears only BEGIN/END SOLUTION regions; this also drops the book's solution text.
+    nbgrader alone clears only BEGIN/END SOLUTION regions and solution cells; this also drops the book's
+    solution text and gated marker cells and turns exercise markers into headings, as `make homework` does.
     """
     from nbgrader.converters import GenerateAssignment
 
     return [RemoveSolutionText, *GenerateAssignment.class_traits()["preprocessors"].default()]
 
 
-def student_version(nb: NotebookNode) -> tuple[NotebookNode, dict]:
+def student_version(nb: NotebookNode, name: str = "notebook") -> tuple[NotebookNode, dict]:
     """Return (student notebook, stats) for a chapter notebook; the input is not modified.
 
-    stats: {"text_removed": markdown solutions removed, "cells_stubbed": whole cells replaced,
-    "regions": BEGIN/END SOLUTION regions replaced}.
+    name: how errors refer to the notebook (its path). stats: {"text_removed": markdown solutions
+    removed, "cells_stubbed": whole legacy cells replaced, "regions": BEGIN/END SOLUTION regions
+    replaced, "answers": nbgrader answer cells, "hidden_tests": hidden test regions removed}.
     """
     if not isinstance(nb, NotebookNode):
         raise TypeError(f"nb must be a notebook (nbformat.NotebookNode), got {type(nb).__name__}")
     nb = copy.deepcopy(nb)
+    check_markers(nb, name)
     regions = sum(c.source.count(BEGIN) for c in nb.cells)
+    hidden = sum(c.source.count(BEGIN_HIDDEN) for c in nb.cells)
+    answers = sum(1 for c in nb.cells if nbgrader_metadata(c).get("solution"))
     resources: dict = {}
-    for pre in (RemoveSolutionText(), _clear_solutions(), ClearOutputPreprocessor()):
-        nb, resources = pre.preprocess(nb, resources)
-    for key in ("widgets", "papermill", "execution"):
+    try:
+        for pre in (RemoveSolutionText(), *_nbgrader_preprocessors(), ClearOutputPreprocessor()):
+            nb, resources = pre.preprocess(nb, resources)
+    except RuntimeError as err:  # nbgrader's own complaints, should check_markers have missed one
+        raise HomeworkError(f"{name}: {err}") from err
+    for key in ("widgets", "papermill", "execution", "celltoolbar"):
         nb.metadata.pop(key, None)
-    leftover = [i for i, c in enumerate(nb.cells) if _has_markers(c.source) or SOLUTION_TAG in _tags(c)
-                or (c.cell_type == "markdown" and _OPEN.search(c.source))]
-    if leftover:
-        raise RuntimeError(f"solution material left in cells {leftover} of the student version")
+    for i, c in enumerate(nb.cells):
+        if (has_solution_markers(c.source) or BEGIN_HIDDEN in c.source or SOLUTION_TAG in cell_tags(c)
+                or (c.cell_type == "markdown" and SOLUTION_FENCE.search(c.source))):
+            raise HomeworkError(f"{name}, cell {i} of the student version: solution material left over")
     nbformat.validate(nb)
-    return nb, {**resources["homework"], "regions": regions}
+    return nb, {**resources["homework"], "regions": regions, "answers": answers, "hidden_tests": hidden}
 
 
 def chapter_paths(src_dir: Path) -> list[Path]:
@@ -162,26 +164,40 @@ def chapter_paths(src_dir: Path) -> list[Path]:
 
 
 def write_homework(src_dir: str | Path, out_dir: str | Path) -> list[Path]:
-    """Write the student version of every chapter in `src_dir` to `out_dir`; return the written paths."""
-    src_dir, out_dir = Path(src_dir).resolve(), Path(out_dir)
+    """Write the student version of every chapter in `src_dir` to `out_dir`; return the written paths.
+
+    Every chapter is converted before anything is written, so one bad notebook leaves `out_dir` as it was.
+    """
+    src_dir = Path(src_dir)
+    if not src_dir.is_dir():
+        raise HomeworkError(f"source folder {src_dir} does not exist or is not a folder")
+    out_dir = check_output_dir(src_dir, out_dir)
+    src_real = src_dir.resolve()
+    converted = []
+    for path in chapter_paths(src_real):
+        nb, stats = student_version(read_notebook(path), name=str(path))
+        converted.append((out_dir / path.resolve().relative_to(src_real), nb, stats))
     written = []
-    for path in chapter_paths(src_dir):
-        nb, stats = student_version(nbformat.read(path, as_version=4))
-        target = out_dir / path.resolve().relative_to(src_dir)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, target)
+    for target, nb, stats in converted:
+        make_dirs(target.parent, src_real)
+        atomic_write_text(target, nbformat.writes(nb) + "\n")
         written.append(target)
-        print(f"{target}: {stats['regions']} solution regions and {stats['cells_stubbed']} solution cells "
-              f"stubbed, {stats['text_removed']} solution texts removed")
+        print(f"{target}: {stats['regions']} solution regions, {stats['answers']} answer cells and "
+              f"{stats['cells_stubbed']} solution cells stubbed, {stats['text_removed']} solution texts and "
+              f"{stats['hidden_tests']} hidden tests removed")
     return written
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m coursekit.homework", description=__doc__.split("\n")[0])
     parser.add_argument("src_dir", help="folder with the chapter notebooks, e.g. book")
-    parser.add_argument("out_dir", help="where the student versions go, e.g. homework")
+    parser.add_argument("out_dir", help="where the student versions go, e.g. homework (outside src_dir)")
     args = parser.parse_args(argv)
-    written = write_homework(args.src_dir, args.out_dir)
+    try:
+        written = write_homework(args.src_dir, args.out_dir)
+    except (NotebookError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if not written:
         print(f"no chapter notebooks found in {args.src_dir}", file=sys.stderr)
         return 1

@@ -6,6 +6,9 @@ with a message about *what* is wrong (shape, a value that must be 0, a sign, NaN
 never *how* the reference computes it. Checks leave the global random state untouched, so seeded cells
 after a check still print the same numbers. A function that still raises NotImplementedError (the
 homework stub) is passed through unchanged.
+
+`check_own_work(fn, reference, *example_args)` (in funml_lib.own_work, importable from here) is the
+hidden test nbgrader adds: it fails when fn is, wraps or calls the library's reference.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["CheckFailed", "check_kl_sparsity", "check_l1_sparsity", "check_gaussian_kl",
-           "check_reparameterize", "check_corrupt_gaussian", "check_corrupt_mask"]
+           "check_reparameterize", "check_corrupt_gaussian", "check_corrupt_mask", "check_own_work"]
 
 
 class CheckFailed(AssertionError):
@@ -341,3 +344,7 @@ def check_corrupt_mask(fn: Callable[[Tensor, float], Tensor]) -> None:
             if not _close(out, x * (1 - f)):
                 _fail(name, f"with fraction = {f:g} expected {'x unchanged' if f == 0 else 'all zeros'}")
     _passed(name, 5)
+
+
+# The hidden test against delegating to the library (its own module; imported here for students).
+from funml_lib.own_work import check_own_work  # noqa: E402  (own_work imports CheckFailed lazily)

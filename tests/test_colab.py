@@ -10,6 +10,7 @@ where a chapter page that is missing from the build then fails instead of being 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import types
@@ -65,7 +66,20 @@ def test_path_to_book_matches_where_the_book_lives():
 def test_install_spec_names_this_package():
     project = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert 'name = "funml-lib"' in project
-    assert f'"funml-lib @ git+{colab.REPO_URL}@{colab.BRANCH}"' in colab.SETUP_CELL
+    assert colab.INSTALL_SPEC == f"funml-lib @ git+{colab.REPO_URL}@{colab.BRANCH}"
+    assert f'"git+{colab.REPO_URL}@{colab.BRANCH}"' in colab.SETUP_CELL
+
+
+def test_setup_cell_installs_the_dependencies_except_torch():
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    names = [re.split(r"[<>=!~;\[ ]", d, maxsplit=1)[0] for d in deps]
+    assert sorted(colab.DEPENDENCIES) == sorted(n for n in names if n not in ("torch", "torchvision"))
+
+
+def test_setup_cell_lines_fit_a_notebook():
+    assert max(len(line) for line in colab.SETUP_CELL.split("\n")) <= 79
 
 
 # ---------------------------------------------------------------------------- the set-up cell
@@ -83,19 +97,33 @@ def run_setup_cell(monkeypatch, in_colab: bool) -> tuple[dict, list]:
         monkeypatch.setitem(sys.modules, "google.colab", fake)
     else:
         monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    loaded = {name: mod for name, mod in sys.modules.items() if name.split(".")[0] == "funml_lib"}
     namespace: dict = {}
-    exec(compile(colab.SETUP_CELL, "<setup cell>", "exec"), namespace)
+    try:
+        exec(compile(colab.SETUP_CELL, "<setup cell>", "exec"), namespace)
+        namespace["dropped"] = sorted(set(loaded) - set(sys.modules))
+    finally:
+        sys.modules.update(loaded)  # this test process keeps its own funml_lib
     return namespace, calls
 
 
 def test_setup_cell_in_colab_installs_from_the_repository(monkeypatch):
+    import funml_lib.losses  # noqa: F401  (an older version the runtime had imported)
+
     namespace, calls = run_setup_cell(monkeypatch, in_colab=True)
     assert namespace["IN_COLAB"] is True
-    assert len(calls) == 1
-    cmd, kwargs = calls[0]
-    assert cmd[:4] == [sys.executable, "-m", "pip", "install"]
-    assert cmd[-1] == f"funml-lib @ git+{CONFIG['repository']['url']}@{CONFIG['repository']['branch']}"
-    assert kwargs.get("check") is True  # a failed install stops the notebook instead of failing later
+    assert len(calls) == 2
+    (deps, deps_kwargs), (lib, lib_kwargs) = calls
+    assert deps[:4] == lib[:4] == [sys.executable, "-m", "pip", "install"]
+    # the dependencies: only when missing (no upgrade), and never torch (Colab's CUDA build stays)
+    assert sorted(a for a in deps[4:] if not a.startswith("-")) == sorted(colab.DEPENDENCIES)
+    assert not {"-U", "--upgrade", "--force-reinstall"} & set(deps)
+    assert not any(a.split("[")[0] in ("torch", "torchvision") for a in deps + lib)
+    # the library: always rebuilt from main, even when this version is already installed
+    assert lib[-1] == f"funml-lib @ git+{CONFIG['repository']['url']}@{CONFIG['repository']['branch']}"
+    assert "--force-reinstall" in lib and "--no-deps" in lib
+    assert deps_kwargs.get("check") is lib_kwargs.get("check") is True  # a failed install stops the notebook
+    assert "funml_lib" in namespace["dropped"] and "funml_lib.losses" in namespace["dropped"]
 
 
 def test_setup_cell_outside_colab_changes_nothing(monkeypatch):
@@ -103,6 +131,67 @@ def test_setup_cell_outside_colab_changes_nothing(monkeypatch):
     namespace, calls = run_setup_cell(monkeypatch, in_colab=False)
     assert calls == [] and namespace["IN_COLAB"] is False
     assert set(sys.modules) - modules == set() and sys.path == path
+
+
+# A stand-in for funml-lib with an in-tree build backend, so pip builds it offline and in a second.
+FAKE_BACKEND = """
+import base64, hashlib, pathlib, zipfile
+DIST = "funml_lib-0.1.0.dist-info"
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    name = "funml_lib-0.1.0-py3-none-any.whl"
+    files = {"funml_lib/__init__.py": pathlib.Path("funml_lib/__init__.py").read_bytes(),
+             DIST + "/METADATA": b"Metadata-Version: 2.1\\nName: funml-lib\\nVersion: 0.1.0\\n",
+             DIST + "/WHEEL": b"Wheel-Version: 1.0\\nGenerator: t\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"}
+    record = []
+    with zipfile.ZipFile(pathlib.Path(wheel_directory) / name, "w") as z:
+        for path, data in files.items():
+            z.writestr(path, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record.append(f"{path},sha256={digest},{len(data)}")
+        z.writestr(DIST + "/RECORD", "\\n".join(record + [DIST + "/RECORD,,"]) + "\\n")
+    return name
+"""
+
+
+def test_setup_cell_really_picks_up_a_new_commit_of_the_same_version(tmp_path):
+    """Real pip, offline: a runtime that installed commit A gets commit B of the same version 0.1.0."""
+    import shutil
+
+    base = getattr(sys, "_base_executable", sys.executable)
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    repo = tmp_path / "repo"
+    (repo / "funml_lib").mkdir(parents=True)
+    (repo / "backend.py").write_text(FAKE_BACKEND)
+    (repo / "pyproject.toml").write_text('[build-system]\nrequires = []\nbuild-backend = "backend"\n'
+                                         'backend-path = ["."]\n')
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+
+    def commit(label: str) -> None:
+        (repo / "funml_lib" / "__init__.py").write_text(f"COMMIT = {label!r}\n")
+        subprocess.run(git + ["add", "-A"], check=True, capture_output=True)
+        subprocess.run(git + ["commit", "-qm", label], check=True, capture_output=True)
+
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, capture_output=True)
+    commit("A")
+    venv = tmp_path / "runtime"  # the Colab runtime: its own site-packages, pip from the base Python
+    subprocess.run([base, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    if subprocess.run([python, "-m", "pip", "--version"], capture_output=True, env=env).returncode:
+        pytest.skip("the base Python has no pip")
+    url = f"git+file://localhost{repo}@main"  # pip 23 wants a host in a PEP 508 file URL
+    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", f"funml-lib @ {url}"],
+                   check=True, capture_output=True, env=env)
+    commit("B")
+    cell = colab.SETUP_CELL.replace(f"git+{colab.REPO_URL}@{colab.BRANCH}", url)
+    cell = re.sub(r"_needs = \[.*\]", '_needs = ["pip"]', cell)  # offline: a requirement already met
+    script = ("import sys, types\nimport funml_lib\nbefore = funml_lib.COMMIT\n"
+              "sys.modules['google.colab'] = types.ModuleType('google.colab')\n"
+              f"exec({cell!r})\nimport funml_lib\nprint(before, funml_lib.COMMIT)")
+    run = subprocess.run([python, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["A", "B"]  # same process: the old import is dropped, the new one read
 
 
 @pytest.mark.parametrize("docname", CHAPTERS)
@@ -120,7 +209,8 @@ def test_chapter_that_loads_mnist_says_which_data(docname):
     nb = nbformat.read(ROOT / f"{docname}.ipynb", as_version=4)
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     if "load_mnist(" in code:
-        assert "data_source(" in code, f"{docname}: loads MNIST but never prints data_source(...)"
+        assert "describe_data(" in code or "data_source(" in code, (
+            f"{docname}: loads MNIST but never prints describe_data(...) (or data_source(...))")
 
 
 # ---------------------------------------------------------------------------- the built HTML

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -10,7 +11,7 @@ import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from coursekit.colab import SETUP_CELL
-from coursekit.homework import (CODE_STUB, chapter_paths, main, strip_solution_directives,
+from coursekit.homework import (CODE_STUB, HomeworkError, chapter_paths, main, strip_solution_directives,
                                 student_version)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +73,7 @@ def test_no_solution_material_survives(student):
     text = nbformat.writes(nb)
     assert SECRET not in text
     assert "BEGIN SOLUTION" not in text and "{solution" not in text
-    assert stats == {"text_removed": 7, "cells_stubbed": 2, "regions": 1}
+    assert stats == {"text_removed": 7, "cells_stubbed": 2, "regions": 1, "answers": 0, "hidden_tests": 0}
 
 
 def test_exercises_stubs_and_reader_text_stay(student):
@@ -82,7 +83,10 @@ def test_exercises_stubs_and_reader_text_stay(student):
     assert "def double(v):\n    # YOUR CODE HERE\n    raise NotImplementedError()\n" in sources[5]
     assert "print('checked', double(before))" in sources[5]
     assert sum(s == CODE_STUB for s in sources) == 2  # the whole-cell solution and the gated cell
-    assert any(":label: ex-one" in s for s in sources) and any(":label: ex-two" in s for s in sources)
+    # classic {exercise} blocks become a heading and their body: Markdown in Jupyter, no directive
+    assert "### Exercise 1\nWrite `double(v)`." in sources and any(
+        s.startswith("### Exercise 2\nExplain the result.") for s in sources)
+    assert not any("{exercise" in s or ":label:" in s for s in sources)
     assert sources[-1].strip() == "Text that belongs to the reader."
 
 
@@ -109,7 +113,7 @@ def test_strip_directives_respects_fences():
 
 def test_unbalanced_markers_and_bad_input_are_errors():
     nb = new_notebook(cells=[code("### BEGIN SOLUTION\nx = 1")])
-    with pytest.raises(RuntimeError, match="no end solution statement"):
+    with pytest.raises(HomeworkError, match="cell 0: 'BEGIN SOLUTION' on line 1 has no 'END SOLUTION'"):
         student_version(nb)
     with pytest.raises(TypeError, match="nb must be a notebook"):
         student_version({"cells": []})
@@ -127,7 +131,7 @@ def test_cli_uses_toc_order_and_skips_non_notebooks(tmp_path, capsys):
     assert [p.stem for p in chapter_paths(book)] == ["b_second", "a_first"]
     assert main([str(book), str(tmp_path / "homework")]) == 0
     assert sorted(p.name for p in (tmp_path / "homework").iterdir()) == ["a_first.ipynb", "b_second.ipynb"]
-    assert "1 solution regions and 2 solution cells stubbed" in capsys.readouterr().out
+    assert "1 solution regions, 0 answer cells and 2 solution cells stubbed" in capsys.readouterr().out
     (tmp_path / "_toc.yml").unlink()
     assert [p.stem for p in chapter_paths(book)] == ["a_first", "b_second", "not_in_toc"]
     with pytest.raises(ValueError, match="src_dir must be an existing folder"):
@@ -188,7 +192,8 @@ def test_chapter_student_version_has_no_solution(path):
     original = nbformat.read(path, as_version=4)
     nb, stats = student_version(original)
     text = "\n".join(c.source for c in nb.cells)
-    leaked = sorted(line for line in solution_lines(original) if line in text)
+    code_lines = {line.strip() for c in nb.cells if c.cell_type == "code" for line in c.source.splitlines()}
+    leaked = sorted(line for line in solution_lines(original) if line in code_lines)
     assert not leaked, f"{path.name}: solution lines survive in the student version: {leaked[:3]}"
     has_exercise = any("{exercise" in c.source for c in original.cells if c.cell_type == "markdown")
     if stats["regions"] or stats["cells_stubbed"]:
@@ -236,3 +241,274 @@ def test_preprocessor_runs_when_registered_with_nbconvert_or_nbgrader():
     assert "SECRET reasoning" not in body and "Solution text" not in body
     pres = nbgrader_preprocessors()
     assert pres[0] is RemoveSolutionText and "ClearSolutions" in [p.__name__ for p in pres]
+
+
+# ------------------------------------------------------------------ the spec layout (nbgrader metadata)
+from coursekit.example_chapter import KL_TESTS, PROSE_ANSWER, example_chapter  # noqa: E402
+from coursekit.homework import TEXT_STUB, check_markers  # noqa: E402
+
+
+def test_spec_layout_student_version():
+    nb, stats = student_version(example_chapter(), name="example.ipynb")
+    sources = [c.source for c in nb.cells]
+    by_id = {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells if "nbgrader" in c.metadata}
+    assert by_id["ex-demo-1-answer"].source == TEXT_STUB  # prose answer -> YOUR ANSWER HERE
+    assert "# YOUR CODE HERE\n    raise NotImplementedError()" in by_id["ex-demo-2-answer"].source
+    assert by_id["ex-demo-2-answer"].source.startswith("def kl_divergence(rho, rho_hat):")
+    tests = by_id["ex-demo-2-tests"].source  # visible part kept, hidden tests gone, never a stub
+    assert tests == KL_TESTS.split("### BEGIN HIDDEN TESTS")[0].rstrip("\n")
+    assert "check_kl_sparsity(kl_divergence)" in tests and "check_own_work" not in tests
+    text = "\n".join(sources)
+    assert PROSE_ANSWER not in text and "clamp" not in text and "Clamping" not in text
+    assert "{solution" not in text and "{exercise" not in text and "HIDDEN" not in text
+    assert sources.count("### Exercise 1") == 1 and sources.count("### Exercise 2") == 1
+    assert any(s.startswith("A unit is on") for s in sources)  # statements stay, as Markdown
+    assert stats == {"text_removed": 5, "cells_stubbed": 0, "regions": 1, "answers": 2, "hidden_tests": 1}
+
+
+def test_graded_cells_are_never_stubbed_even_inside_the_gates():
+    nb = example_chapter()
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+    tests = nb.cells.pop(ids.index("ex-demo-2-tests"))
+    tests.metadata["tags"] = ["hide-input", "solution"]  # misplaced and mis-tagged: still kept
+    nb.cells.insert(ids.index("ex-demo-2-answer") + 1, tests)
+    student, _ = student_version(nb)
+    kept = [c for c in student.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "ex-demo-2-tests"]
+    assert len(kept) == 1 and "check_kl_sparsity(kl_divergence)" in kept[0].source
+    assert kept[0].metadata["tags"] == ["hide-input"]
+
+
+def rendered_pre_text(nb) -> str:
+    """Text of every <pre>/<code> block of the notebook rendered by plain nbconvert HTML."""
+    import html
+    import re
+
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter(template_name="classic").from_notebook_node(nb)
+    blocks = re.findall(r"<(pre|code)[^>]*>(.*?)</\1>", body, flags=re.S)
+    return html.unescape(re.sub(r"<[^>]+>", "", "\n".join(b for _, b in blocks)))
+
+
+def statement_phrases(nb) -> list[str]:
+    """A few plain words from each exercise statement cell (between the gated exercise markers)."""
+    import re
+
+    phrases, inside = [], False
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        if "{exercise-start}" in cell.source:
+            inside = True
+        elif "{exercise-end}" in cell.source:
+            inside = False
+        elif inside:
+            for line in cell.source.splitlines():
+                words = re.sub(r"\$[^$]*\$|`[^`]*`|[*_#>()]", " ", line).split()
+                if len(words) >= 4:
+                    phrases.append(" ".join(words[:4]))
+                    break
+    return phrases
+
+
+def test_exercise_statements_render_as_markdown_in_plain_nbconvert():
+    source = example_chapter()
+    phrases = statement_phrases(source)
+    assert len(phrases) == 2
+    for nb in (source, student_version(source)[0]):
+        pre = " ".join(rendered_pre_text(nb).split())
+        assert not [p for p in phrases if p in pre], "an exercise statement sits inside a code block"
+    assert "{exercise" not in rendered_pre_text(student_version(source)[0])
+
+
+GRADED = [p for p in CHAPTERS if '"nbgrader"' in p.read_text(encoding="utf-8")]
+
+
+@pytest.mark.parametrize("path", GRADED, ids=lambda p: p.stem)
+def test_graded_chapter_statements_render_as_markdown_and_answers_go(path):
+    source = nbformat.read(path, as_version=4)
+    student, _ = student_version(source, name=str(path))
+    for version, nb in (("chapter", source), ("student version", student)):
+        pre = " ".join(rendered_pre_text(nb).split())
+        leaked = [p for p in statement_phrases(source) if p in pre]
+        assert not leaked, f"{path.name} ({version}): exercise statements inside code blocks: {leaked[:2]}"
+    text = "\n".join(c.source for c in student.cells)
+    for cell in source.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "markdown" and meta.get("solution"):
+            assert cell.source.strip()[:60] not in text, f"{path.name}: model answer {meta['grade_id']} leaked"
+
+
+# ----------------------------------------------------------------------------- errors name the place
+@pytest.mark.parametrize("source, message", [
+    ("x = 1\n### END SOLUTION", "cell 0: 'END SOLUTION' on line 2 without a 'BEGIN SOLUTION'"),
+    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION", "cell 0: 'BEGIN SOLUTION' on line 2 inside"),
+    ("### BEGIN HIDDEN TESTS\nassert 1", "cell 0: 'BEGIN HIDDEN TESTS' on line 1 has no 'END HIDDEN TESTS'"),
+    ("assert 1\n### END HIDDEN TESTS", "cell 0: 'END HIDDEN TESTS' on line 2 without"),
+])
+def test_unbalanced_markers_name_notebook_and_cell(source, message):
+    nb = new_notebook(cells=[code(source)])
+    with pytest.raises(HomeworkError, match=re.escape(f"ch.ipynb, {message}")):
+        student_version(nb, name="ch.ipynb")
+
+
+def test_end_without_begin_never_leaks():
+    # a typo in BEGIN: nbgrader alone would keep the solution code in the student version
+    nb = new_notebook(cells=[code("def f():\n    ### BEGIN SOLTUION\n    return 42  # SECRET\n    ### END SOLUTION")])
+    with pytest.raises(HomeworkError, match="without a 'BEGIN SOLUTION'"):
+        student_version(nb, name="ch.ipynb")
+
+
+@pytest.mark.parametrize("cells, message", [
+    ([md("```{solution-start} a\n```"), md("x")], "cell 0: {solution-start} has no {solution-end}"),
+    ([md("x"), md("```{solution-end}\n```")], "cell 1: {solution-end} without a {solution-start}"),
+    ([md("```{exercise-start}\n:label: a\n```"), md("```{exercise-start}\n:label: b\n```")],
+     "cell 1: {exercise-start} before the {exercise-start} of cell 0 is closed"),
+])
+def test_unpaired_gates_name_notebook_and_cell(cells, message):
+    with pytest.raises(HomeworkError, match=re.escape(f"ch.ipynb, {message}")):
+        student_version(new_notebook(cells=cells), name="ch.ipynb")
+
+
+def test_graded_notebook_needs_solution_metadata_on_every_region():
+    nb = example_chapter()
+    nb.cells.append(code("def g():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION"))
+    with pytest.raises(HomeworkError, match=rf"cell {len(nb.cells) - 1}: a BEGIN/END SOLUTION region in a cell "
+                                            "without nbgrader metadata"):
+        student_version(nb, name="ch.ipynb")
+
+
+# ------------------------------------------------------------------------- the command never destroys
+def make_book(tmp_path: Path) -> Path:
+    book = tmp_path / "book"
+    book.mkdir()
+    nbformat.write(fixture_notebook(), book / "ch1.ipynb")
+    nbformat.write(example_chapter(), book / "ch2.ipynb")
+    return book
+
+
+def snapshot(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("spelling", ["same", "dot", "dot-slash", "trailing-slash", "symlink", "inside",
+                                      "inside-via-symlink", "parent"])
+def test_output_that_is_inside_or_contains_the_source_is_refused(tmp_path, monkeypatch, capsys, spelling):
+    book = make_book(tmp_path)
+    (tmp_path / "link").symlink_to(book)
+    monkeypatch.chdir(tmp_path)
+    out = {"same": "book", "dot": "book/.", "dot-slash": "./book", "trailing-slash": "book/",
+           "symlink": "link", "inside": "book/homework", "inside-via-symlink": "link/sub/homework",
+           "parent": "."}[spelling]
+    before = snapshot(book)
+    assert main(["book", out]) == 2
+    err = capsys.readouterr().err
+    assert "source folder" in err and "error:" in err
+    assert snapshot(book) == before  # nothing written, nothing lost
+
+
+def test_output_path_that_is_a_file_is_refused(tmp_path, capsys):
+    book = make_book(tmp_path)
+    (tmp_path / "homework").write_text("my notes")
+    assert main([str(book), str(tmp_path / "homework")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert (tmp_path / "homework").read_text() == "my notes"
+
+
+def test_never_writes_through_a_symlink(tmp_path, capsys):
+    book = make_book(tmp_path)
+    out = tmp_path / "homework"
+    out.mkdir()
+    precious = tmp_path / "precious.ipynb"
+    precious.write_text("not mine")
+    (out / "ch1.ipynb").symlink_to(precious)
+    assert main([str(book), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "ch1.ipynb is a symbolic link" in err
+    assert precious.read_text() == "not mine" and (out / "ch1.ipynb").is_symlink()
+
+
+def test_symlinked_subfolder_leading_into_the_source_is_refused(tmp_path):
+    from coursekit.safe_io import make_dirs
+
+    book = make_book(tmp_path)
+    out = tmp_path / "homework"
+    out.mkdir()
+    (out / "sub").symlink_to(book)
+    with pytest.raises(HomeworkError, match="leads into the source folder"):
+        make_dirs(out / "sub", book)
+
+
+def test_rewrite_replaces_own_output_atomically_and_failures_keep_the_old_file(tmp_path, monkeypatch):
+    book = make_book(tmp_path)
+    out = tmp_path / "homework"
+    assert main([str(book), str(out)]) == 0
+    first = snapshot(out)
+    assert set(first) == {"ch1.ipynb", "ch2.ipynb"}
+    assert main([str(book), str(out)]) == 0 and snapshot(out) == first  # rerun: same files
+
+    def broken_fsync(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    (book / "ch1.ipynb").write_text((book / "ch1.ipynb").read_text().replace("A chapter", "Changed"))
+    assert main([str(book), str(out)]) == 2
+    assert snapshot(out) == first  # the previous version is intact
+    assert sorted(p.name for p in out.iterdir()) == ["ch1.ipynb", "ch2.ipynb"]  # no temporary files left
+
+
+def test_written_files_are_readable_by_others(tmp_path):
+    book = make_book(tmp_path)
+    main([str(book), str(tmp_path / "homework")])
+    mode = (tmp_path / "homework" / "ch1.ipynb").stat().st_mode & 0o777
+    assert mode == 0o666 & ~_current_umask()
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "the file is empty, not a notebook"),
+    ("   \n", "the file is empty, not a notebook"),
+    ('{"cells": [', "not a notebook, malformed JSON at line 1"),
+    ("[1, 2]", "not a notebook (JSON without cells)"),
+    ('{"nbformat": 3, "nbformat_minor": 0, "metadata": {}, "worksheets": []}', "nbformat 3 notebook"),
+    ('{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"cell_type": "code"}]}',
+     "not a valid version-4 notebook"),
+])
+def test_bad_notebook_files_are_named_and_nothing_is_written(tmp_path, capsys, content, message):
+    book = make_book(tmp_path)
+    (book / "ch3.ipynb").write_text(content)
+    out = tmp_path / "homework"
+    assert main([str(book), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{book / 'ch3.ipynb'}: {message}" in err
+    assert not out.exists()  # every chapter is converted before anything is written
+
+
+def test_marker_error_in_cli_names_the_file_and_cell(tmp_path, capsys):
+    book = make_book(tmp_path)
+    nbformat.write(new_notebook(cells=[md("intro"), code("x = 1\n### END SOLUTION")]), book / "ch3.ipynb")
+    assert main([str(book), str(tmp_path / "homework")]) == 2
+    assert f"{book / 'ch3.ipynb'}, cell 1: 'END SOLUTION' on line 2" in capsys.readouterr().err
+
+
+def test_a_folder_where_a_notebook_goes_is_refused(tmp_path, capsys):
+    book = make_book(tmp_path)
+    (tmp_path / "homework" / "ch1.ipynb").mkdir(parents=True)
+    assert main([str(book), str(tmp_path / "homework")]) == 2
+    assert "ch1.ipynb exists and is not a regular file" in capsys.readouterr().err
+
+
+def test_hard_link_to_a_chapter_is_replaced_not_written_through(tmp_path):
+    book = make_book(tmp_path)
+    out = tmp_path / "homework"
+    out.mkdir()
+    os.link(book / "ch1.ipynb", out / "ch1.ipynb")  # same file under two names
+    before = snapshot(book)
+    assert main([str(book), str(out)]) == 0
+    assert snapshot(book) == before  # the chapter keeps its solutions
+    assert "SECRET" not in (out / "ch1.ipynb").read_text()
