@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import nbformat
 from nbformat import NotebookNode
+
+from funml_lib.atomic import atomic_write
 
 
 class NotebookError(ValueError):
@@ -87,12 +88,6 @@ def check_output_dir(src: str | Path, out: str | Path, what: str = "output folde
     return out
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write `text` to `path` atomically (temp file in the same folder, fsync, os.replace).
 
@@ -106,20 +101,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
                             "through it: remove the link or choose another output folder")
     if path.exists() and not path.is_file():
         raise NotebookError(f"{path} exists and is not a regular file; refusing to replace it")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
     return path
 
 
