@@ -29,6 +29,9 @@ USES = {
     "sample": r"\bsamples?\b",
     "feature": r"\bfeatures?\b",
     "nat": r"\bnats?\b",
+    "logit": r"\blogits?\b",
+    "importance sampling": r"\bimportance[- ]sampl",
+    "proposal": r"\bproposals?\b",
     r"$x_p$ (lecture: $x_i$)": r"\bx_p\b|\bx_\{p\}",
     r"$\boldsymbol{x}_i$": BOLD + r"x\}_\{?i\b",
     r"$\boldsymbol{x}_{:,i}$": r"x\}?_\{:,\s*i\}",
@@ -66,7 +69,7 @@ USES = {
     r"$\mathbf{m}, \mathbf{S}$": r"\\mathbf\{S\}",
     r"$\boldsymbol{\Lambda}$": r"\\Lambda\b",
     r"$\beta$": r"\\beta\b",
-    r"$k$": r"\$k\$|\$k\s*=",
+    r"$k$": r"mean over \$k\$ codes|\$k\$ importance samples|as \$k\$ grows",
     r"$\Phi$, $\Phi^{-1}$": r"\\Phi\b",
 }
 
