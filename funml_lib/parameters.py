@@ -21,6 +21,7 @@ RANGES: dict[str, tuple[str, float, float, bool, bool]] = {
     "n_test": (_INT, 1, 10_000, False, False),
     "n_show": (_INT, 1, 100, False, False),
     "n_labels": (_INT, 10, 60_000, False, False),
+    "n_parts": (_INT, 1, 10_000, False, False),
     "seed": (_INT, 0, 2**32 - 1, False, False),
     # optimisation
     "epochs": (_INT, 1, 1000, False, False),
@@ -39,12 +40,15 @@ RANGES: dict[str, tuple[str, float, float, bool, bool]] = {
     "conv_latent_dim": (_INT, 1, 784, False, False),
     "hidden_dim": (_INT, 1, 10_000, False, False),
     "overcomplete_dim": (_INT, 1, 10_000, False, False),
+    "code_dim": (_INT, 1, 10_000, False, False),
     # sparsity
     "rho": (_FLOAT, 0.0, 1.0, True, True),
     "threshold": (_FLOAT, 0.0, 1.0, True, True),
     "kl_lams": (_FLOATS, 0.0, math.inf, False, True),
     "l1_lams": (_FLOATS, 0.0, math.inf, False, True),
     "sweep_lams": (_FLOATS, 0.0, math.inf, False, True),
+    "kl_lam": (_FLOAT, 0.0, math.inf, False, True),
+    "l1_lam": (_FLOAT, 0.0, math.inf, False, True),
     # corruption
     "sigma": (_FLOAT, 0.0, 10.0, False, False),
     "sigmas": (_FLOATS, 0.0, 10.0, False, False),
