@@ -5,42 +5,44 @@ Usage: .venv/bin/python -m coursekit.check_site [_build/html] [--screenshots DIR
 For each page listed in _toc.yml it serves _build/html on 127.0.0.1 and asserts:
   - no JavaScript error in the console and no failed request for the site's own files;
   - no request leaves 127.0.0.1 (such requests are blocked and reported: the site must work offline);
-  - MathJax has typeset every formula (no raw `$$`, `\\begin{`, `\\(`... left in the text outside code);
-  - every <img> has loaded (naturalWidth > 0);
+  - MathJax has typeset every formula (no `$`, `\\mathbf`, `\\frac`... left in the text outside code);
+  - every <img> has loaded (naturalWidth > 0); every figure and explorer frame has a real alt text;
   - a chapter (.ipynb) page shows as many figures in its cell outputs as the executed notebook
     (_build/jupyter_execute) has image outputs, and at least one;
-  - ipywidgets with saved state are rendered by the (vendored) widget manager;
+  - ipywidgets with saved state are rendered by the (vendored) widget manager; a page whose notebook
+    has explorers shows them, and moving each slider with the keyboard shows the saved frame for
+    its new position;
+  - at 1280 px and 390 px wide, no math, code, figure or widget is wider than its column without a
+    scroll box of its own; at 1280 px no code cell scrolls sideways;
+  - no absolute path of the build machine (the repository, /home, /tmp, /work, ...) in the page;
+  - page weight: <= 1.5 MB of images per chapter page, <= 1 MB of widget state per page (reported);
+  - axe-core finds no serious or critical accessibility violation;
   - internal links (and their #anchors) resolve to files of the site;
   - a chapter page has the "open in Colab" launch button for this repository and branch;
   - pages in a numbered part of _toc.yml carry increasing chapter numbers.
-A full-page screenshot of each page goes to _build/screenshots/. Exit status 1 lists every problem.
-What runs inside each page is coursekit/check_site.js.
+A full-page screenshot of each page at each width goes to _build/screenshots/. Exit status 1 lists
+every problem. What runs inside each page is coursekit/check_site.js (and the site_*.js files);
+the checks themselves are in coursekit/site_checks.py.
 """
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import json
 import re
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import yaml
 
+from coursekit import site_checks
+from coursekit.site_browser import CHROMIUM_ARGS, open_page, screenshot, serve
 from coursekit.toc import source_of, toc_entries
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-# Raw TeX that MathJax should have replaced: display/inline delimiters, environments, or a $...$
-# span holding a TeX command.
-RAW_TEX = re.compile(r"\$\$|\\begin\{|\\\(|\\\[|\$[^$\n]*\\[A-Za-z]+[^$\n]*\$")
+RAW_TEX = site_checks.RAW_TEX
+EXPLORER_CALL = re.compile(r"\b\w+_explorer\(")
 IMAGE_MIMES = ("image/png", "image/jpeg", "image/gif", "image/svg+xml")
-PAGE_TIMEOUT_MS = 30_000
 
 
 @dataclass
@@ -65,7 +67,10 @@ class Report:
     figures: int = 0
     formulas: int = 0
     widgets: int = 0
+    explorers: int = 0
     links: int = 0
+    weights: dict[str, dict[str, int]] = field(default_factory=dict)
+    accessibility: dict[str, int] = field(default_factory=dict)
 
     def add(self, page: str, message: str) -> None:
         self.problems.append(f"{page}: {message}")
@@ -126,144 +131,80 @@ def colab_prefix(root: Path) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-# Serving and browsing
+# Browsing
 # ----------------------------------------------------------------------------------------------
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's name
-        pass
-
-
-def serve(directory: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
-    """Serve `directory` on a free port of 127.0.0.1 in a daemon thread."""
-    handler = functools.partial(QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
-
 
 # Runs in each page: waits for MathJax, widgets and images, then describes what a reader sees.
 INSPECT_JS = (Path(__file__).with_name("check_site.js")).read_text(encoding="utf-8")
+# The images again after the explorers were driven (their frames' alt texts are set by the page).
+ALT_JS = ("() => [...document.images].map(i => ({src: i.getAttribute('src'), width: i.naturalWidth, "
+          "alt: i.getAttribute('alt'), role: i.getAttribute('role'), widget: !!i.closest('.jupyter-widgets'), "
+          "output: !!i.closest('div.cell_output') && !i.closest('.jupyter-widgets')}))")
 
 
-def anchors_of(path: Path, cache: dict[Path, set[str]]) -> set[str]:
-    """The id= and name= values of an HTML file (link targets for #fragments)."""
-    if path not in cache:
-        text = path.read_text(encoding="utf-8", errors="replace")
-        cache[path] = set(re.findall(r'\s(?:id|name)="([^"]+)"', text))
-    return cache[path]
-
-
-def check_links(page: str, links: list[str], origin: str, html_dir: Path, report: Report,
-                seen: set[str], cache: dict[Path, set[str]]) -> None:
-    """Every link into the site points to an existing file and, for #anchors, an existing id."""
-    for href in links:
-        if not href.startswith(origin + "/"):
-            continue  # external (not checked: offline) or javascript:/mailto:
-        if href in seen:
-            continue
-        seen.add(href)
-        report.links += 1
-        parts = urlsplit(href)
-        rel = unquote(parts.path).lstrip("/")
-        target = html_dir / rel
-        if target.is_dir():
-            target = target / "index.html"
-        if not target.is_file():
-            report.add(page, f"broken internal link {rel} (no such file in the site)")
-        elif parts.fragment and target.suffix == ".html" and unquote(parts.fragment) not in anchors_of(target, cache):
-            report.add(page, f"broken internal link {rel}#{parts.fragment} (no such anchor)")
+def expects_explorers(page: Page) -> bool:
+    """Whether the page's notebook calls an explorer (kl_explorer(...), latent_explorer(...), ...)."""
+    if not page.is_notebook:
+        return False
+    nb = json.loads(page.source.read_text(encoding="utf-8"))
+    return any(c.get("cell_type") == "code" and EXPLORER_CALL.search("".join(c.get("source", "")))
+               for c in nb.get("cells", []))
 
 
 def check_page(browser, page: Page, origin: str, args: argparse.Namespace, report: Report,
                expected: int | None, colab: str | None, seen_links: set[str],
                anchor_cache: dict[Path, set[str]]) -> dict:
-    """Open one page, run every check, save its screenshot; returns what the page showed."""
+    """Open one page, run every check, save its screenshots; returns what the page showed."""
     name = page.html
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
-    tab = context.new_page()
     errors: list[str] = []
-
-    def route(r) -> None:
-        if urlsplit(r.request.url).hostname == "127.0.0.1":
-            r.continue_()
-        else:
-            report.add(name, f"request to the network blocked: {r.request.url[:120]}")
-            r.abort("blockedbyclient")
-
-    context.route("**/*", route)
-    tab.on("console", lambda m: errors.append(f"console {m.type}: {m.text[:300]}") if m.type == "error" else None)
-    tab.on("pageerror", lambda e: errors.append(f"JavaScript error: {str(e)[:300]}"))
-    tab.on("response", lambda r: errors.append(f"HTTP {r.status} for {r.url.replace(origin, '')}")
-           if r.status >= 400 else None)
-    tab.on("requestfailed", lambda r: errors.append(f"request failed: {r.url.replace(origin, '')} "
-                                                    f"({r.failure})")
-           if urlsplit(r.url).hostname == "127.0.0.1" else None)
+    context = None
     try:
-        tab.goto(f"{origin}/{name}", wait_until="load", timeout=PAGE_TIMEOUT_MS)
+        context, tab = open_page(browser, f"{origin}/{name}", name, report, errors)
         seen = tab.evaluate(INSPECT_JS)
-        shot = args.screenshots / (page.docname.replace("/", "__") + ".png")
-        try:
-            tab.screenshot(path=str(shot), full_page=True, timeout=PAGE_TIMEOUT_MS)
-        except Exception:  # a very long page can exceed Chromium's texture limit: keep the top
-            tab.screenshot(path=str(shot), timeout=PAGE_TIMEOUT_MS)
+        shot = args.screenshots / page.docname.replace("/", "__")
+        site_checks.check_overflow(name, tab, 1280, report)
+        report.explorers += site_checks.check_explorers(name, tab, report, expects_explorers(page))
+        seen = {**seen, "images": tab.evaluate(ALT_JS)} if seen.get("widgetViews") else seen
+        site_checks.check_machine_paths(name, tab.content(), args.root, report)
+        for rule, count in site_checks.check_accessibility(name, tab, report).items():
+            report.accessibility[rule] = report.accessibility.get(rule, 0) + count
+        screenshot(tab, shot.with_suffix(".png"))
+        for width in site_checks.WIDTHS[1:]:
+            tab.set_viewport_size({"width": width, "height": 900})
+            tab.wait_for_timeout(300)
+            site_checks.check_overflow(name, tab, width, report)
+            screenshot(tab, shot.with_name(f"{shot.name}@{width}.png"))
     except Exception as exc:  # timeouts, crashes: the page is broken for a reader too
         report.add(name, f"could not be checked: {str(exc).splitlines()[0][:300]}")
-        context.close()
+        if context is not None:
+            context.close()
         return {}
     context.close()
 
     for message in dict.fromkeys(errors):  # keep order, drop repeats
         report.add(name, message)
 
-    # Math
-    if seen["mathElements"] and not seen["mathjax"]:
-        report.add(name, f"{seen['mathElements']} formulas but MathJax did not start "
-                         f"({seen['mathjaxError'] or 'MathJax not loaded'})")
-    for tex in seen["untypeset"]:
-        report.add(name, f"formula not typeset by MathJax: {tex!r}")
-    for err in seen["mathjaxErrors"]:
-        report.add(name, f"MathJax error in a formula: {err[:120]!r}")
-    for match in list(RAW_TEX.finditer(seen["text"]))[:3]:
-        snippet = seen["text"][max(0, match.start() - 30):match.end() + 30].replace("\n", " ")
-        report.add(name, f"raw TeX left in the text: ...{snippet}...")
+    site_checks.check_math(name, seen, report)
     report.formulas += seen["formulas"]
 
-    # Images and figures
-    for img in seen["images"]:
-        if not img["width"]:
-            kind = "figure in a cell output" if img["output"] else "image"
-            report.add(name, f"{kind} did not load: {img['src']}")
-    shown = sum(1 for img in seen["images"] if img["output"] and img["width"])
-    report.figures += shown
-    if page.is_notebook:
-        if expected is None:
-            report.add(name, f"no executed notebook for {page.docname} under {args.executed}; "
-                             "cannot know how many figures it should show")
-        elif shown != expected:
-            report.add(name, f"shows {shown} loaded figures in cell outputs, "
-                             f"the executed notebook has {expected}")
-        if shown == 0:
-            report.add(name, "a chapter page without a single figure")
-
-    # Widgets
-    if seen["widgetViews"]:
-        if not seen["widgetState"]:
-            report.add(name, f"{seen['widgetViews']} widgets but no saved widget state: "
-                             "they show nothing on the page")
-        elif seen["widgetsRendered"] < seen["widgetViews"]:
-            report.add(name, f"only {seen['widgetsRendered']} of {seen['widgetViews']} widgets rendered")
+    site_checks.check_figures(name, seen, expected, page, args.executed, report)
+    site_checks.check_alt_text(name, seen, report)
+    weight = site_checks.page_weight(args.html_dir, name, seen)
+    report.weights[name] = weight
+    site_checks.check_weight(name, weight, page.is_notebook, report)
+    report.figures += sum(1 for img in seen["images"] if img["output"] and img["width"])
+    site_checks.check_widgets(name, seen, report)
     report.widgets += seen["widgetsRendered"]
-
-    # Links, launch button, page furniture
-    check_links(name, seen["links"], origin, args.html_dir, report, seen_links, anchor_cache)
-    if page.is_notebook and colab and not any(link.startswith(colab) for link in seen["links"]):
-        report.add(name, f"no Colab launch button (a link starting {colab})")
-    if not seen["title"].strip():
-        report.add(name, "empty <title>")
-    if not seen["favicon"]:
-        report.add(name, "no favicon link")
+    site_checks.check_links(name, seen["links"], origin, args.html_dir, report, seen_links, anchor_cache)
+    site_checks.check_furniture(name, seen, colab if page.is_notebook else None, report)
     return seen
+
+
+def print_weights(report: Report) -> None:
+    """Page weights, heaviest first: HTML, images, saved widget state (kB)."""
+    print(f"{'page':<48}{'HTML kB':>9}{'images kB':>11}{'widgets kB':>12}")
+    for page, w in sorted(report.weights.items(), key=lambda kv: -sum(kv[1].values())):
+        print(f"{page:<48}{w['html'] / 1e3:>9.0f}{w['images'] / 1e3:>11.0f}{w['widgets'] / 1e3:>12.0f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -334,10 +275,15 @@ def main(argv: list[str] | None = None) -> int:
             report.add(name, f"chapter number {b} does not follow {a}")
 
     seconds = time.monotonic() - start
+    print_weights(report)
+    if report.accessibility:
+        print("axe-core violations (all impacts), elements per rule: " +
+              ", ".join(f"{k} {v}" for k, v in sorted(report.accessibility.items())))
     for problem in report.problems:
         print(f"PROBLEM {problem}")
     print(f"site check: {len(pages)} pages, {report.figures} figures, {report.formulas} formulas, "
-          f"{report.widgets} widgets, {report.links} internal links, {len(report.problems)} problems "
+          f"{report.widgets} widgets ({report.explorers} explorers driven), {report.links} internal links, "
+          f"{len(report.problems)} problems "
           f"in {seconds:.0f} s (screenshots in {args.screenshots})")
     return 1 if report.problems else 0
 

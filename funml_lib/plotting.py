@@ -52,6 +52,12 @@ def _grid_image(tiles: Tensor, nrow: int, pad_value: float = 1.0) -> Tensor:
     return make_grid(tiles, nrow=nrow, padding=PAD, pad_value=pad_value)[0]
 
 
+def _imshow(ax: Axes, image: Tensor) -> None:
+    """A grayscale image in [0, 1], upscaled nearest-neighbour (no smoothing between pixels, which keeps
+    digits sharp and the saved PNG small)."""
+    ax.imshow(image.numpy(), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+
+
 def _hide_ticks(ax: Axes) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
@@ -67,7 +73,7 @@ def show_images(x: Tensor, nrow: int = 10, title: str | None = None, ax: Axes | 
     _check_title(title)
     lines = -(-len(x) // nrow)
     fig, ax = _axes(ax, (min(nrow, len(x)) * 0.6 + 0.6, lines * 0.6 + 0.8))
-    ax.imshow(_grid_image(x, nrow).numpy(), cmap="gray", vmin=0.0, vmax=1.0)
+    _imshow(ax, _grid_image(x, nrow))
     _hide_ticks(ax)
     ax.set_title(title if title is not None else f"{len(x)} digits")
     ax.set_xlabel(f"{nrow} digits per line")
@@ -92,7 +98,7 @@ def show_rows(rows: Mapping[str, Tensor], nrow: int = 10, title: str | None = No
         tiles.append(torch.cat([x, blank]))
     image = _grid_image(torch.cat(tiles), nrow)
     fig, ax = _axes(ax, (nrow * 0.6 + 1.6, len(rows) * 0.6 + 0.8))
-    ax.imshow(image.numpy(), cmap="gray", vmin=0.0, vmax=1.0)
+    _imshow(ax, image)
     ax.set_xticks([])
     ax.set_yticks([PAD + i * (SIDE + PAD) + SIDE / 2 for i in range(len(rows))], list(rows))
     ax.tick_params(axis="y", length=0)
@@ -101,27 +107,39 @@ def show_rows(rows: Mapping[str, Tensor], nrow: int = 10, title: str | None = No
     return fig
 
 
-def plot_filters(W1: Tensor, nrow: int = 16, title: str | None = None, ax: Axes | None = None) -> Figure:
-    """Show each row of the first-layer weight W1 (hidden, 784) as a 28x28 filter tile, `nrow` per line.
+def filter_grid(W1: Tensor, nrow: int = 16) -> Tensor:
+    """The rows of W1 (hidden, 784) as one (H, W) image of 28x28 tiles in [0, 1], `nrow` per line.
 
     Each tile is scaled to its own range, (w - min w) / (max w - min w): black = the unit's most negative
     weight, white = its most positive, so filters of different norm are equally visible.
-    128 units with nrow=16 give 8 lines of 16 tiles.
     """
     check_tensor("W1", W1)
     if W1.dim() != 2 or W1.shape[0] == 0 or W1.shape[1] != SIDE * SIDE:
         raise ValueError(f"W1 must have shape (hidden, 784) with hidden >= 1, got {tuple(W1.shape)}")
     nrow = check_positive_int("nrow", nrow)
-    _check_title(title)
     w = check_finite("W1", W1.detach().float().cpu())
     lo, hi = w.min(1, keepdim=True).values, w.max(1, keepdim=True).values
     w = (w - lo) / (hi - lo).clamp_min(1e-12)  # a constant row becomes black instead of NaN
-    lines = -(-len(w) // nrow)
-    fig, ax = _axes(ax, (min(nrow, len(w)) * 0.55 + 0.6, lines * 0.55 + 0.9))
-    ax.imshow(_grid_image(w.reshape(-1, 1, SIDE, SIDE), nrow).numpy(), cmap="gray", vmin=0.0, vmax=1.0)
+    return _grid_image(w.reshape(-1, 1, SIDE, SIDE), nrow)
+
+
+def plot_filters(W1: Tensor, nrow: int = 16, title: str | None = None, ax: Axes | None = None) -> Figure:
+    """Show each row of the first-layer weight W1 (hidden, 784) as a 28x28 filter tile, `nrow` per line.
+
+    The tiles are `filter_grid(W1, nrow)`, each scaled to its own range (black = most negative weight,
+    white = most positive), drawn with nearest-neighbour upscaling: sharp pixels and a small PNG.
+    128 units with nrow=16 give 8 lines of 16 tiles.
+    """
+    image = filter_grid(W1, nrow)
+    _check_title(title)
+    n = W1.shape[0]
+    lines = -(-n // nrow)
+    # about one figure pixel per weight at 100 dpi: nearest-neighbour drawing stays sharp and light
+    fig, ax = _axes(ax, (min(nrow, n) * 0.3 + 1.2, lines * 0.3 + 1.3))
+    _imshow(ax, image)
     _hide_ticks(ax)
-    ax.set_title(title if title is not None else f"first-layer filters W1: {len(w)} units, 28x28 each")
-    ax.set_xlabel("each tile scaled to its own range (black = most negative, white = most positive weight)")
+    ax.set_title(title if title is not None else f"first-layer filters W1: {n} units, 28x28 each")
+    ax.set_xlabel("each tile scaled to its own range\n(black = most negative, white = most positive weight)")
     return fig
 
 
@@ -188,7 +206,7 @@ def plot_manifold(decode: Callable[[Tensor], Tensor], n: int = 20, title: str | 
         raise ValueError(f"decode must return a tensor of shape (n*n, 784) = ({n * n}, 784), got {got}")
     tiles = _digits("decode(z)", x).reshape(n, n, 1, SIDE, SIDE).flip(0)  # first image line = largest z2
     fig, ax = _axes(ax, (7.0, 7.0))
-    ax.imshow(_grid_image(tiles.reshape(-1, 1, SIDE, SIDE), n).numpy(), cmap="gray", vmin=0.0, vmax=1.0)
+    _imshow(ax, _grid_image(tiles.reshape(-1, 1, SIDE, SIDE), n))
     centres = [PAD + i * (SIDE + PAD) + SIDE / 2 for i in range(n)]
     shown = sorted({round(i * (n - 1) / 4) for i in range(5)})  # five labelled ticks, both ends included
     ax.set_xticks([centres[i] for i in shown], [f"{float(g[i]):.2f}" for i in shown])

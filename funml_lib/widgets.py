@@ -1,19 +1,16 @@
 """Interactive explorers for the chapters, each with a static figure that teaches the same idea.
 
-An explorer is the last line of a cell, e.g. `kl_explorer(rho=0.05)`. It always shows a static figure
-(a row of values: several rho, several lambda models, several noise levels, a walk along z1 and z2),
-and below it, in Jupyter or Colab, a live ipywidgets control that redraws one panel. The book's HTML
-has no kernel, so a slider there could move but never redraw: when the environment variable
-FUNML_STATIC=1 is set (the book build sets it) no widget is created at all, only the static figure.
-The drawing lives in pure functions (`draw_kl`, `draw_filters`, `draw_denoising`, `draw_decoded`) that
-draw on a given matplotlib Axes and return the numbers they drew.
+An explorer is the last line of a cell, e.g. `kl_explorer(rho=0.05)`. It shows a static figure (a row
+of values: several rho, several models, several noise levels, a walk along z1 and z2: for print and
+for readers without JavaScript) and below it sliders over precomputed frames, linked in the browser
+(see funml_lib.frames): they work in Jupyter, in Colab and on the book's static HTML pages alike,
+with no kernel behind them. FUNML_STATIC=1 skips the frames and shows only the static figure (quick
+test runs). The drawing lives in pure functions (`draw_kl`, `draw_filters`, `draw_denoising`,
+`draw_decoded`) that draw on a matplotlib Axes and return the numbers they drew.
 """
 from __future__ import annotations
 
-import io
 import math
-import os
-import sys
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -22,95 +19,14 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from funml_lib._validate import (check_in_unit_interval, check_images, check_nonnegative,
-                               check_positive, check_positive_int, check_probability_open)
+from funml_lib import metrics
+from funml_lib._validate import (check_in_unit_interval, check_images, check_nonnegative, check_positive,
+                                 check_positive_int, check_probability_open)
+from funml_lib.frames import (STATIC_ENV, Explorer, control, figure_frame, figure_png,  # noqa: F401
+                              image_png, static_mode)
+
 # eval mode + no_grad for drawing, the model's previous mode restored afterwards
-from funml_lib.metrics import _evaluating
-
-STATIC_ENV = "FUNML_STATIC"
-
-
-def static_mode() -> bool:
-    """True when explorers must not create widgets (env FUNML_STATIC set to 1/true/yes: the book build)."""
-    return os.environ.get(STATIC_ENV, "").strip().lower() in ("1", "true", "yes")
-
-
-def figure_png(fig: Figure, dpi: int = 100) -> bytes:
-    """Render a matplotlib Figure to PNG bytes (works with any backend, including Agg)."""
-    if not isinstance(fig, Figure):
-        raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    return buf.getvalue()
-
-
-class Explorer:
-    """A static figure plus, outside the book build, a live widget that redraws one panel.
-
-    static: builds the static Figure; controls: builds {name: ipywidget with .value};
-    draw(ax=..., **values) draws one panel for the current control values and returns its numbers.
-    `controls`, `figure` and `last` (the latest return value of draw) exist once `widget` was built.
-    """
-
-    def __init__(self, static: Callable[[], Figure], controls: Callable[[], dict[str, Any]],
-                 draw: Callable[..., Any], figsize: tuple[float, float]):
-        self._make_static, self._make_controls, self._draw = static, controls, draw
-        self._figsize = figsize
-        self._static: Figure | None = None
-        self._widget: Any = None
-        self.controls: dict[str, Any] = {}
-        self.figure: Figure | None = None
-        self.last: Any = None
-
-    @property
-    def static_figure(self) -> Figure:
-        """The figure shown everywhere, including the static HTML book."""
-        if self._static is None:
-            self._static = self._make_static()
-        return self._static
-
-    @property
-    def widget(self) -> Any:
-        """The live ipywidgets box (controls above the redrawn panel); built on first use."""
-        if self._widget is None:
-            import ipywidgets as w
-
-            _colab_widget_support()
-            self.controls = self._make_controls()
-            self.figure = Figure(figsize=self._figsize)
-            self._image = w.Image(format="png")
-            for control in self.controls.values():
-                control.observe(self.redraw, names="value")
-            self.redraw()
-            self._widget = w.VBox([w.HBox(list(self.controls.values())), self._image])
-        return self._widget
-
-    def values(self) -> dict[str, Any]:
-        """Current control values, e.g. {"rho": 0.05}."""
-        return {name: control.value for name, control in self.controls.items()}
-
-    def redraw(self, change: object = None) -> None:
-        """Redraw the live panel for the current control values (called by the controls)."""
-        self.figure.clear()
-        self.last = self._draw(ax=self.figure.add_subplot(), **self.values())
-        self._image.value = figure_png(self.figure)
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import Image, display
-
-        display(Image(data=figure_png(self.static_figure), format="png"))
-        if not static_mode():
-            display(self.widget)
-
-    def __repr__(self) -> str:
-        return f"Explorer(controls={list(self.controls) or 'not built'})"
-
-
-def _colab_widget_support() -> None:
-    # Colab renders ipywidgets 8 only through its custom widget manager; harmless with ipywidgets 7
-    if "google.colab" in sys.modules:
-        from google.colab import output
-        output.enable_custom_widget_manager()
+_evaluating = getattr(metrics, "evaluating", None) or getattr(metrics, "_evaluating")
 
 
 def _row(n: int, size: tuple[float, float], vertical: bool = False) -> tuple[Figure, list[Axes]]:
@@ -119,6 +35,17 @@ def _row(n: int, size: tuple[float, float], vertical: bool = False) -> tuple[Fig
     fig = Figure(figsize=(w, h * n) if vertical else (w * n, h), layout="constrained")
     axes = fig.subplots(n, 1) if vertical else fig.subplots(1, n)
     return fig, list(np.atleast_1d(axes))
+
+
+def _panels(values: Sequence[Any], size: tuple[float, float], draw: Callable[[Any, Axes], Any],
+            dpi: int = 80) -> dict[tuple[int, ...], tuple[bytes, Any]]:
+    """One matplotlib frame per value: {(i,): (PNG, what draw returned)}."""
+    frames = {}
+    for i, value in enumerate(values):
+        fig = Figure(figsize=size, layout="constrained")
+        numbers = draw(value, fig.add_subplot())
+        frames[(i,)] = (figure_frame(fig, dpi=dpi, tight=False), numbers)  # same size for every frame
+    return frames
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -136,37 +63,49 @@ def _check_models(models: object) -> dict[str, nn.Module]:
 
 
 # ------------------------------------------------------------------------------ KL sparsity (ch. 2)
+KL_RHOS = (0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
+
+
+def kl_curve(rho: float, points: int = 999) -> dict[str, np.ndarray]:
+    """KL(rho || rho_hat) in nats on rho_hat = linspace(0.001, 0.999, points): {"rho_hat", "kl"}."""
+    from funml_lib.losses import kl_sparsity
+
+    rho = check_probability_open("rho", rho)
+    rho_hat = torch.linspace(0.001, 0.999, points, dtype=torch.float64)
+    return {"rho_hat": rho_hat.numpy(), "kl": kl_sparsity(rho, rho_hat).numpy()}
+
+
 def draw_kl(rho: float, ax: Axes) -> dict[str, np.ndarray]:
     """Draw KL(rho || rho_hat) over rho_hat in (0, 1) on `ax`; return {"rho_hat": (M,), "kl": (M,)} in nats."""
     from funml_lib.plotting import plot_kl_sparsity_curve
 
-    rho = check_probability_open("rho", rho)
+    curve = kl_curve(rho)
     plot_kl_sparsity_curve(rho, ax=ax)
-    rho_hat, kl = ax.lines[0].get_data()
-    return {"rho_hat": np.asarray(rho_hat), "kl": np.asarray(kl)}
+    return curve
 
 
-def kl_explorer(rho: float = 0.05, static_rhos: Sequence[float] = (0.02, 0.05, 0.1, 0.3)) -> Explorer:
-    """rho slider redrawing KL(rho || rho_hat); the static figure shows the curve for each of static_rhos."""
+def kl_explorer(rho: float = 0.05, static_rhos: Sequence[float] = (0.02, 0.05, 0.1, 0.3),
+                rhos: Sequence[float] = KL_RHOS) -> Explorer:
+    """rho slider over KL(rho || rho_hat) curves (one frame per value of `rhos`, plus `rho`);
+    the static figure shows the curve for each of static_rhos."""
     import ipywidgets  # noqa: F401  (fail early, in every mode, if the package is missing)
 
     rho = check_probability_open("rho", rho)
-    rhos = [check_probability_open("static_rhos", r) for r in static_rhos]
-    if not rhos:
+    statics = [check_probability_open("static_rhos", r) for r in static_rhos]
+    grid = sorted({check_probability_open("rhos", r) for r in rhos} | {rho})
+    if not statics:
         raise ValueError("static_rhos must hold at least one value in (0, 1)")
 
     def static() -> Figure:
-        fig, axes = _row(len(rhos), (4.2, 3.2))
-        for r, ax in zip(rhos, axes):
+        fig, axes = _row(len(statics), (4.2, 3.2))
+        for r, ax in zip(statics, axes):
             draw_kl(r, ax)
         return fig
 
-    def controls() -> dict[str, Any]:
-        import ipywidgets as w
-        return {"rho": w.FloatSlider(value=rho, min=0.01, max=0.5, step=0.01, description="ρ",
-                                     continuous_update=False, readout_format=".2f")}
-
-    return Explorer(static, controls, draw_kl, figsize=(6.0, 4.0))
+    return Explorer(static, [control("rho", "ρ", grid, value=rho)],
+                    lambda: _panels(grid, (5.6, 3.6), draw_kl),
+                    "The sparsity penalty KL(ρ ‖ ρ̂) in nats over the mean activation ρ̂ for the chosen "
+                    "target ρ: zero at ρ̂ = ρ, rising steeply towards ρ̂ = 1.")
 
 
 # ---------------------------------------------------------------------------- filter grids (ch. 2)
@@ -191,33 +130,38 @@ def draw_filters(model: nn.Module | Tensor, ax: Axes, title: str | None = None, 
     return W1
 
 
-def filter_explorer(models: Mapping[str, nn.Module | Tensor], nrow: int = 16) -> Explorer:
-    """Pick a model (e.g. one per lambda) and see its filters; the static figure shows all side by side.
+def filter_explorer(models: Mapping[str, nn.Module | Tensor], nrow: int = 16, static_lines: int = 2) -> Explorer:
+    """A slider over models (e.g. one per penalty and lambda) showing each one's filters at native
+    resolution; the static figure shows the first `static_lines` lines of filters of every model.
 
     models: name -> trained model (SparseAutoencoder, FCAutoencoder, ...) or its W1 tensor (hidden, 784).
     """
     import ipywidgets  # noqa: F401
+    from funml_lib.plotting import filter_grid
 
     if not isinstance(models, Mapping) or not models or not all(isinstance(k, str) for k in models):
         raise TypeError(f"models must be a non-empty dict of name -> model, got {type(models).__name__}")
     nrow = check_positive_int("nrow", nrow)
-    weights = {k: _first_layer(k, m) for k, m in models.items()}  # validates every entry up front
+    n_static = nrow * check_positive_int("static_lines", static_lines)
+    weights = {k: _first_layer(k, m).detach().cpu() for k, m in models.items()}  # validates every entry
+    names = list(weights)
+    native = 2 + 30 * min(nrow, len(weights[names[0]]))  # pixels across one grid
 
-    def draw(ax: Axes, model: str) -> Tensor:
-        return draw_filters(weights[model], ax, title=model, nrow=nrow)
-
-    def static() -> Figure:
-        fig, axes = _row(len(weights), (5.5, 3.6))
+    def static() -> Figure:  # about one figure pixel per filter pixel: sharp and light
+        lines = -(-min(n_static, len(weights[names[0]])) // nrow)
+        fig, axes = _row(len(weights), (native / 100 + 0.3, (2 + 30 * lines) / 100 + 0.35), vertical=True)
         for name, ax in zip(weights, axes):
-            draw(ax, name)
+            draw_filters(weights[name][:n_static], ax, title=name, nrow=nrow)
             ax.set_xlabel("")
         return fig
 
-    def controls() -> dict[str, Any]:
-        import ipywidgets as w
-        return {"model": w.ToggleButtons(options=list(weights), description="model")}
+    def render() -> dict[tuple[int, ...], tuple[bytes, Any]]:
+        return {(i,): (image_png(filter_grid(weights[n], nrow).numpy()), weights[n]) for i, n in enumerate(names)}
 
-    return Explorer(static, controls, draw, figsize=(8.0, 4.8))
+    width = f"{native * max(1, 720 // native)}px"  # an integer scale: every pixel equally wide
+    return Explorer(static, [control("model", "model", names, fmt=str, value=names[0])], render,
+                    "First-layer filters of the chosen model: one 28 × 28 tile per hidden unit, each scaled "
+                    "to its own range (black = most negative, white = most positive weight).", width=width)
 
 
 # -------------------------------------------------------------------------------- denoising (ch. 3)
@@ -250,7 +194,8 @@ def draw_denoising(models: Mapping[str, nn.Module] | nn.Module, x: Tensor, sigma
 def denoising_explorer(models: Mapping[str, nn.Module] | nn.Module, x: Tensor,
                        sigmas: Sequence[float] = (0.1, 0.3, 0.5, 0.7), n_show: int = 8,
                        seed: int = 0) -> Explorer:
-    """Noise-level slider: noisy input vs each model's denoised output; static figure: one block per sigma.
+    """Noise-level slider: noisy input vs each model's denoised output (one frame per sigma);
+    static figure: one block per sigma.
 
     models: name -> trained denoising autoencoder (or one model); x: (N, 784) clean digits, the first
     n_show are drawn; sigmas: noise levels offered (std of the added Gaussian noise).
@@ -262,24 +207,22 @@ def denoising_explorer(models: Mapping[str, nn.Module] | nn.Module, x: Tensor,
     if isinstance(sigmas, (str, bytes)) or not isinstance(sigmas, Sequence) or not sigmas:
         raise ValueError(f"sigmas must be a non-empty list of noise levels >= 0, got {sigmas!r}")
     sigmas = [check_nonnegative("sigmas", s) for s in sigmas]
+    size = (0.6 * len(x) + 2.4, 0.6 * (2 + len(models)) + 0.6)
 
-    def draw(ax: Axes, sigma: float) -> dict[str, float]:
+    def draw(sigma: float, ax: Axes) -> dict[str, float]:
         return draw_denoising(models, x, sigma, ax, seed=seed)
 
     def static() -> Figure:
-        fig, axes = _row(len(sigmas), (0.6 * len(x) + 2.4, 0.6 * (2 + len(models)) + 0.6), vertical=True)
+        fig, axes = _row(len(sigmas), size, vertical=True)
         for s, ax in zip(sigmas, axes):
-            draw(ax, s)
+            draw(s, ax)
             ax.set_xlabel("")
         return fig
 
-    def controls() -> dict[str, Any]:
-        import ipywidgets as w
-        return {"sigma": w.SelectionSlider(options=[(f"{s:g}", s) for s in sigmas],
-                                           value=sigmas[len(sigmas) // 2], description="σ",
-                                           continuous_update=False)}
-
-    return Explorer(static, controls, draw, figsize=(0.6 * len(x) + 2.4, 0.6 * (2 + len(models)) + 1.0))
+    return Explorer(static, [control("sigma", "σ", sigmas, value=sigmas[len(sigmas) // 2])],
+                    lambda: _panels(sigmas, size, draw),
+                    f"{len(x)} digits: clean, with Gaussian noise of the chosen σ, and denoised by "
+                    f"{', '.join(models)} (per-pixel MSE against the clean digits in brackets).")
 
 
 # ------------------------------------------------------------------------------ 2-d VAE (ch. 5)
@@ -311,8 +254,9 @@ def draw_decoded(vae2d: nn.Module, z1: float, z2: float, ax: Axes) -> np.ndarray
     return image.reshape(28, 28).numpy()
 
 
-def latent_explorer(vae2d: nn.Module, z_range: float = 3.0, n_static: int = 9) -> Explorer:
-    """z1 / z2 sliders decoding a point of a 2-d VAE live; static figure: walks along z1 and along z2.
+def latent_explorer(vae2d: nn.Module, z_range: float = 2.1, n_static: int = 9, n_grid: int = 15) -> Explorer:
+    """z1 / z2 sliders over digits decoded on an n_grid x n_grid grid of z in [-z_range, z_range]^2;
+    static figure: walks along z1 and along z2.
 
     The static walks go through n_static values in [-2, 2] on one axis with the other held at 0
     (the prior N(0, I) puts 95% of its mass within about +-2 per axis).
@@ -323,9 +267,7 @@ def latent_explorer(vae2d: nn.Module, z_range: float = 3.0, n_static: int = 9) -
     vae2d = _check_vae2d(vae2d)
     z_range = check_positive("z_range", z_range)
     n_static = check_positive_int("n_static", n_static)
-
-    def draw(ax: Axes, z1: float, z2: float) -> np.ndarray:
-        return draw_decoded(vae2d, z1, z2, ax)
+    grid = [round(float(v), 6) for v in np.linspace(-z_range, z_range, check_positive_int("n_grid", n_grid))]
 
     def static() -> Figure:
         steps = torch.linspace(-2.0, 2.0, n_static)
@@ -338,10 +280,15 @@ def latent_explorer(vae2d: nn.Module, z_range: float = 3.0, n_static: int = 9) -
         ax.set_xlabel("varied coordinate: " + "  ".join(f"{float(s):.1f}" for s in steps))
         return fig
 
-    def controls() -> dict[str, Any]:
-        import ipywidgets as w
-        return {name: w.FloatSlider(value=0.0, min=-z_range, max=z_range, step=0.1, description=label,
-                                    continuous_update=False, readout_format=".1f")
-                for name, label in (("z1", "z₁"), ("z2", "z₂"))}
+    def render() -> dict[tuple[int, ...], tuple[bytes, Any]]:
+        z1, z2 = torch.meshgrid(torch.tensor(grid), torch.tensor(grid), indexing="ij")
+        images = _decode_2d(vae2d, torch.stack([z1.reshape(-1), z2.reshape(-1)], 1)).reshape(-1, 28, 28)
+        n = len(grid)
+        return {(i, j): (image_png(images[i * n + j].numpy(), scale=4), images[i * n + j].numpy())
+                for i in range(n) for j in range(n)}
 
-    return Explorer(static, controls, draw, figsize=(3.0, 3.2))
+    fmt = "{:.1f}".format
+    controls = [control("z1", "z₁", grid, fmt=fmt, value=0.0), control("z2", "z₂", grid, fmt=fmt, value=0.0)]
+    return Explorer(static, controls, render,
+                    "The decoder's mean image G_φ(z) for the chosen point z = (z₁, z₂) of the latent plane.",
+                    width="112px")

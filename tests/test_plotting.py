@@ -5,8 +5,8 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from funml_lib.plotting import (plot_filters, plot_history, plot_kl_sparsity_curve, plot_latent_scatter,
-                                plot_manifold, show_images, show_rows)
+from funml_lib.plotting import (filter_grid, plot_filters, plot_history, plot_kl_sparsity_curve,
+                                plot_latent_scatter, plot_manifold, show_images, show_rows)
 
 PPF_05 = -1.6448536  # norm.ppf(0.05)
 
@@ -66,6 +66,23 @@ def test_plot_filters_tiles_and_normalisation():
     assert list(ax.get_xticks()) == [] and list(ax.get_yticks()) == []
     with pytest.raises(ValueError, match=r"^W1 must have shape \(hidden, 784\) with hidden >= 1, got \(784,\)$"):
         plot_filters(torch.rand(784))
+
+
+def test_pixel_images_are_drawn_nearest_neighbour_and_stay_light():
+    import io
+
+    torch.manual_seed(0)
+    W1 = torch.randn(128, 784)
+    fig = plot_filters(W1)
+    assert fig.axes[0].images[0].get_interpolation() == "nearest"  # no smoothing between pixels
+    assert torch.equal(torch.as_tensor(fig.axes[0].images[0].get_array()), filter_grid(W1))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    assert len(buf.getvalue()) < 400_000  # 0.6 MB when smoothed and drawn at a larger size
+    for draw in (lambda: show_images(torch.rand(20, 784)),
+                 lambda: show_rows({"a": torch.rand(5, 784)}),
+                 lambda: plot_manifold(lambda z: torch.rand(len(z), 784), n=3)):
+        assert draw().axes[0].images[0].get_interpolation() == "nearest"
 
 
 def test_plot_filters_takes_a_parameter_with_grad():

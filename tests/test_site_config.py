@@ -58,11 +58,35 @@ def test_mathjax_is_a_vendored_file_from_npm(sphinx: dict, package: dict) -> Non
     assert package["dependencies"]["mathjax"].startswith("3.")
 
 
-def test_mathjax_fonts_and_extensions_are_vendored_next_to_it(package: dict) -> None:
-    # MathJax loads its fonts and TeX extensions relative to its own script.
+def test_only_the_mathjax_files_the_pages_use_are_vendored(package: dict) -> None:
+    # tex-chtml.js loads fonts and autoloaded TeX extensions relative to itself; only those the
+    # chapters use are shipped (a missing one is an HTTP 404 in `make check-site`).
     copies = vendored_sources(package)
-    assert copies["book/_static/vendor/mathjax/output/chtml/fonts/woff-v2"].endswith("es5/output/chtml/fonts/woff-v2")
-    assert copies["book/_static/vendor/mathjax/input/tex/extensions"].endswith("es5/input/tex/extensions")
+    fonts = [d for d in copies if d.startswith("book/_static/vendor/mathjax/output/chtml/fonts/woff-v2/")]
+    assert "book/_static/vendor/mathjax/output/chtml/fonts/woff-v2/MathJax_Main-Regular.woff" in fonts
+    assert 5 <= len(fonts) < 23  # MathJax ships 23
+    assert copies["book/_static/vendor/mathjax/input/tex/extensions/boldsymbol.js"].endswith(
+        "es5/input/tex/extensions/boldsymbol.js")  # the chapters write \boldsymbol
+    script = package["scripts"]["vendor"]
+    for unused in ("sre", "a11y", "all-packages", ".ttf", ".eot", ".svg"):
+        assert unused not in script, unused
+
+
+def test_axe_core_is_a_pinned_npm_dependency_for_the_audit(package: dict) -> None:
+    from coursekit import site_checks
+
+    assert re.fullmatch(r"\d+\.\d+\.\d+", package["dependencies"]["axe-core"])
+    assert site_checks.AXE_JS == ROOT / "node_modules/axe-core/axe.min.js"
+
+
+def test_book_target_keeps_the_explorers_and_merges_streams(sphinx: dict) -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    book = re.search(r"^book:.*?(?=^\S)", makefile, re.S | re.M).group(0)
+    assert "FUNML_STATIC=1" not in book and "jupyter-book build" in book
+    assert sphinx["nb_merge_streams"] is True
+    assert sphinx["nb_render_markdown_format"] == "myst"  # $...$ in displayed Markdown is typeset
+    check = re.search(r"^check-site:.*$", makefile, re.M).group(0)
+    assert "assets" in check  # axe-core comes from node_modules
 
 
 def test_widget_javascript_is_local(sphinx: dict, package: dict) -> None:
@@ -177,10 +201,61 @@ def test_expected_figures_counts_what_myst_nb_renders_as_images(tmp_path: Path) 
 
 
 def test_raw_tex_pattern() -> None:
-    for raw in ("$$x$$", r"\begin{align}", r"\(x\)", r"\[x\]", r"cost $\lambda = 1$ here"):
+    # issue 16: any $ or TeX command a reader sees outside MathJax's output and outside code
+    for raw in ("$$x$$", r"\begin{align}", r"\(x\)", r"\[x\]", r"cost $\lambda = 1$ here", "$x$",
+                r"the \mathbf{W} matrix", r"\frac{1}{2}", r"+ \operatorname{tr}(\Sigma)"):
         assert check_site.RAW_TEX.search(raw), raw
-    for fine in ("costs $5 and $6", "a (b) [c]", "x_hat = 3"):
+    for fine in ("a (b) [c]", "x_hat = 3", "ρ = 0.05", r"a line break \n"):
         assert not check_site.RAW_TEX.search(fine), fine
+
+
+def test_machine_path_pattern() -> None:
+    from coursekit.site_checks import MACHINE_PATH
+
+    for bad in ("from IDX files in /work/shared/data/mnist", "/root/.cache/funml", 'src="/tmp/x.png"',
+                "/home/ana/mnist", r"C:\Users\ana\mnist"):
+        assert MACHINE_PATH.search(bad), bad
+    for fine in ("https://github.com/home/x", "see _static/work/x.js", "a/tmp/b", "10/home/ratio", "/word"):
+        assert not MACHINE_PATH.search(fine), fine
+
+
+def test_alt_text_check_rejects_empty_alt_and_file_paths() -> None:
+    from coursekit.site_checks import check_alt_text
+
+    class Report(list):
+        def add(self, page, message):
+            self.append(message)
+
+    def img(alt, output=True, widget=False):
+        return {"src": "../_images/0950ac.png", "alt": alt, "output": output, "widget": widget}
+
+    report = Report()
+    check_alt_text("p.html", {"images": [img("../_images/0950ac.png"), img(""), img(None, widget=True, output=False),
+                                         img("Digits and their reconstructions"), img("", output=False)]}, report)
+    assert len(report) == 3 and "file path" in report[0] and "explorer frame" in report[2]
+
+
+def test_page_weight_and_budgets(tmp_path: Path) -> None:
+    from coursekit.site_checks import check_weight, page_weight
+
+    class Report(list):
+        def add(self, page, message):
+            self.append(message)
+
+    (tmp_path / "book").mkdir()
+    (tmp_path / "_images").mkdir()
+    (tmp_path / "_images" / "a.png").write_bytes(b"x" * 1_600_000)
+    state = '{"state": {}}'
+    (tmp_path / "book" / "p.html").write_text(
+        f'<img src="../_images/a.png"><script type="application/vnd.jupyter.widget-state+json">{state}</script>')
+    seen = {"images": [{"src": "../_images/a.png"}, {"src": "../_images/a.png"}, {"src": "blob:x"}]}
+    weight = page_weight(tmp_path, "book/p.html", seen)
+    assert weight["images"] == 1_600_000 and weight["widgets"] == len(state)
+    report = Report()
+    check_weight("book/p.html", weight, True, report)
+    check_weight("book/p.html", weight, False, report)   # the budget is per chapter page
+    check_weight("book/p.html", {"html": 1, "images": 1, "widgets": 1_200_000}, False, report)
+    assert len(report) == 2 and "1.60 MB of images" in report[0] and "widget state" in report[1]
 
 
 def test_repeated_inline_scripts_are_dropped_once() -> None:
@@ -203,3 +278,40 @@ def test_repeated_inline_scripts_are_dropped_once() -> None:
 def test_colab_link_expected_by_the_checker() -> None:
     assert check_site.colab_prefix(ROOT) == (
         "https://colab.research.google.com/github/funml-course/autoencoder-extensions/blob/main/")
+
+
+def test_citation_list_loses_its_list_role() -> None:
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    import funml_site
+
+    body = '<div role="list" class="citation-list"><div class="citation" role="doc-biblioentry">x</div></div>'
+    context = {"body": body}
+    funml_site.drop_list_role_of_citations(None, "book/references", "page.html", context, None)
+    assert context["body"].startswith('<div class="citation-list">')
+
+
+def test_scroll_boxes_are_focusable_and_display_math_scrolls(sphinx: dict) -> None:
+    assert "funml.js" in sphinx["html_js_files"]
+    js = (ROOT / "book/_static/funml.js").read_text(encoding="utf-8")
+    assert 'setAttribute("tabindex", "0")' in js
+    css = (ROOT / "book/_static/funml.css").read_text(encoding="utf-8")
+    assert re.search(r"div\.math,\s*mjx-container\[jax=\"CHTML\"\]\[display=\"true\"\] \{[^}]*overflow-x: auto", css)
+
+
+def test_explorer_widget_outputs_are_not_wrapped_in_the_cells_figure() -> None:
+    # An explorer cell shows a static figure and a widget; only the figure gets the cell's caption and
+    # name (else the strict build fails on "Duplicate explicit target name"). Built and checked on a
+    # fixture book; here: the renderer marks widget outputs and then hands out no figure options.
+    from myst_nb.sphinx_ import SphinxNbRenderer
+
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    import funml_site
+
+    funml_site.keep_figures_off_widgets()
+    funml_site.keep_figures_off_widgets()  # idempotent: wraps myst-nb's methods once
+    assert SphinxNbRenderer._funml_figures_off_widgets is True
+
+    class Fake:
+        _funml_widget_output = True
+
+    assert SphinxNbRenderer.get_cell_level_config(Fake(), "render_figure_options", {}) is None

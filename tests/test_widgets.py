@@ -1,12 +1,18 @@
-"""Explorers driven without a browser: set a control's .value, check what was redrawn."""
+"""Explorers driven without a browser: frames, the slider -> Stack links, what is displayed where.
+
+That a slider moves the shown frame in the browser is checked by coursekit/check_site.py on the built
+book (tests/test_site_check.py proves that check fails when a link is missing)."""
+import io
 import math
 
 import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
+from PIL import Image
 
-from funml_lib import widgets
+from funml_lib import frames, widgets
+from funml_lib.losses import kl_sparsity
 from funml_lib.models import VAE, FCAutoencoder, SparseAutoencoder
 
 PNG = b"\x89PNG"
@@ -25,27 +31,43 @@ def shown(explorer, monkeypatch) -> list:
     return seen
 
 
-def test_draw_kl_is_zero_at_rho_and_matches_the_formula():
-    ax = Figure().add_subplot()
-    data = widgets.draw_kl(0.2, ax)
+def links_of(box):
+    """(source widget, source trait, target widget, target trait) of every link the explorer made."""
+    return [(l.source[0], l.source[1], l.target[0], l.target[1]) for l in box._funml_links]
+
+
+def test_kl_curve_is_computed_not_read_back_from_the_plot():
+    data = widgets.kl_curve(0.2)
     i = int(np.argmin(data["kl"]))
     assert data["rho_hat"][i] == pytest.approx(0.2, abs=1e-3) and data["kl"][i] == pytest.approx(0, abs=1e-5)
     j = int(np.argmin(np.abs(data["rho_hat"] - 0.5)))  # KL(0.2 || 0.5) = 0.2 ln 0.4 + 0.8 ln 1.6
     assert data["kl"][j] == pytest.approx(0.2 * math.log(0.4) + 0.8 * math.log(1.6), abs=1e-4)
+    ax = Figure().add_subplot()
+    drawn = widgets.draw_kl(0.2, ax)
+    np.testing.assert_allclose(drawn["kl"], kl_sparsity(0.2, torch.tensor(drawn["rho_hat"])).numpy())
     with pytest.raises(ValueError, match=r"rho must be in the open interval \(0, 1\), got 1.5"):
         widgets.draw_kl(1.5, ax)
 
 
-def test_kl_explorer_slider_redraws(live):
-    ex = widgets.kl_explorer(rho=0.05)
+def test_kl_explorer_links_the_slider_to_a_stack_of_precomputed_frames(live):
+    ex = widgets.kl_explorer(rho=0.05, rhos=(0.02, 0.1, 0.3))
     assert ex.controls == {}  # nothing built before it is shown
     box = ex.widget
-    first = bytes(ex._image.value)  # ipywidgets keeps the PNG bytes as a memoryview
-    assert first.startswith(PNG) and ex.values() == {"rho": 0.05}
-    ex.controls["rho"].value = 0.3
-    minimum = ex.last["rho_hat"][int(np.argmin(ex.last["kl"]))]
-    assert minimum == pytest.approx(0.3, abs=1e-3)
-    assert bytes(ex._image.value) != first and box.children[1] is ex._image
+    slider, stack = ex.controls["rho"], box.children[1]
+    assert [v for _, v in slider.options] == [0.02, 0.05, 0.1, 0.3]  # rho joins the grid
+    assert slider.value == 0.05 and stack.selected_index == slider.index == 1
+    assert links_of(box) == [(slider, "index", stack, "selected_index")]
+    assert "funml-explorer" in box._dom_classes and slider.description == "ρ"
+    assert box.children[2].value == ex.caption and "KL(ρ ‖ ρ̂)" in ex.caption
+    assert slider.options[1][0] == "0.05"  # the readout shows the value
+    for k, image in enumerate(stack.children):  # frame k is the curve for the k-th rho
+        assert bytes(image.value) == ex.frames[(k,)][0] and bytes(image.value).startswith(PNG)
+        curve = ex.frames[(k,)][1]
+        assert curve["rho_hat"][int(np.argmin(curve["kl"]))] == pytest.approx(slider.options[k][1], abs=1e-3)
+    assert len({bytes(i.value) for i in stack.children}) == 4
+    assert ex.shown() == ex.frames[(1,)][0]
+    slider.index = 3  # in Python the link is not followed (it lives in the browser) ...
+    assert ex.values() == {"rho": 0.3} and ex.last is ex.frames[(3,)][1]
 
 
 def test_static_figure_is_a_row_of_values():
@@ -57,30 +79,33 @@ def test_static_figure_is_a_row_of_values():
 
 
 def test_display_in_jupyter_shows_static_figure_and_widget(live, monkeypatch):
-    ex = widgets.kl_explorer()
+    ex = widgets.kl_explorer(rhos=(0.1,))
     seen = shown(ex, monkeypatch)
     assert len(seen) == 2 and seen[0].data.startswith(PNG) and seen[1] is ex.widget
 
 
-def test_book_build_shows_only_the_static_figure(monkeypatch):
-    monkeypatch.setenv(widgets.STATIC_ENV, "1")
+def test_static_mode_shows_only_the_static_figure(monkeypatch):
+    monkeypatch.setenv(widgets.STATIC_ENV, "yes")
     ex = widgets.kl_explorer()
     seen = shown(ex, monkeypatch)
     assert len(seen) == 1 and seen[0].data.startswith(PNG)
-    assert ex._widget is None  # no widget (and so no widget state) was ever created
+    assert ex._widget is None and ex._frames is None  # no frames computed, no widget state
+    monkeypatch.setenv(widgets.STATIC_ENV, "0")
+    assert not widgets.static_mode()
 
 
-def test_filter_explorer_switches_models(live):
+def test_filter_explorer_one_native_resolution_frame_per_model(live):
     torch.manual_seed(0)
     models = {"λ = 0.001": SparseAutoencoder(hidden_dim=32), "λ = 0.003": SparseAutoencoder(hidden_dim=32),
               "plain AE": FCAutoencoder(latent_dim=4, hidden_dims=(16,))}
     ex = widgets.filter_explorer(models, nrow=8)
     assert [ax.get_title() for ax in ex.static_figure.axes] == list(models)
     ex.widget
+    assert [label for label, _ in ex.controls["model"].options] == list(models)
     assert torch.equal(ex.last, models["λ = 0.001"].W1.detach())
-    ex.controls["model"].value = "plain AE"
-    assert ex.last.shape == (16, 784)  # the plain AE's first Linear layer on the pixels
-    assert torch.equal(ex.last, models["plain AE"].encoder[0].weight.detach())
+    assert torch.equal(ex.frames[(2,)][1], models["plain AE"].encoder[0].weight.detach())
+    size = Image.open(io.BytesIO(ex.frames[(0,)][0])).size
+    assert size == (8 * 30 + 2, 4 * 30 + 2)  # 32 tiles of 28 px + 2 px gaps: native resolution
     with pytest.raises(TypeError, match=r"models\['x'\] must be a model with a first Linear layer"):
         widgets.filter_explorer({"x": torch.nn.Conv2d(1, 1, 3)})
 
@@ -93,34 +118,44 @@ def test_denoising_explorer_noise_slider(live):
     assert len(ex.static_figure.axes) == 3
     ex.widget
     assert ex.values() == {"sigma": 0.2}
-    low = ex.last["noisy"]
-    ex.controls["sigma"].value = 0.5
-    assert ex.last["noisy"] > low > 0 and set(ex.last) == {"noisy", "nonlinear"}
+    assert ex.frames[(2,)][1]["noisy"] > ex.last["noisy"] > ex.frames[(0,)][1]["noisy"] == 0.0
+    assert set(ex.last) == {"noisy", "nonlinear"}
     assert model.training  # drawing used eval mode and restored the mode
-    mse = widgets.draw_denoising(model, x[:5], 0.0, Figure().add_subplot())
-    assert mse["noisy"] == 0.0
     with pytest.raises(ValueError, match="sigmas must be a non-empty list"):
         widgets.denoising_explorer(model, x, sigmas=[])
     with pytest.raises(ValueError, match="sigma must be a finite number >= 0, got -0.1"):
         widgets.draw_denoising(model, x, -0.1, Figure().add_subplot())
 
 
-def test_latent_explorer_decodes_the_slider_point(live):
+def test_latent_explorer_two_sliders_over_nested_stacks(live):
     torch.manual_seed(0)
     vae = VAE(latent_dim=2, hidden_dim=16)
-    ex = widgets.latent_explorer(vae, n_static=5)
+    ex = widgets.latent_explorer(vae, n_static=5, n_grid=5, z_range=2.0)
     assert ex.static_figure.axes[0].get_title().startswith("decoded digits for z from -2 to 2")
-    ex.widget
-    ex.controls["z1"].value = 1.5
-    ex.controls["z2"].value = -0.5
+    box = ex.widget
+    z1, z2 = ex.controls["z1"], ex.controls["z2"]
+    outer = box.children[1]
+    assert ex.values() == {"z1": 0.0, "z2": 0.0} and len(outer.children) == 5
+    assert links_of(box)[-1] == (z1, "index", outer, "selected_index")
+    assert [l[2] for l in links_of(box)[:-1]] == list(outer.children)  # z2 drives every inner Stack
+    assert all(l[0] is z2 for l in links_of(box)[:-1])
+    assert bytes(outer.children[3].children[1].value) == ex.frames[(3, 1)][0]
     with torch.no_grad():
-        expected = vae.decode(torch.tensor([[1.5, -0.5]])).reshape(28, 28).numpy()
-    assert ex.values() == {"z1": 1.5, "z2": -0.5}
-    np.testing.assert_allclose(ex.last, expected, rtol=1e-6)
+        expected = vae.decode(torch.tensor([[1.0, -1.0]])).reshape(28, 28).numpy()
+    np.testing.assert_allclose(ex.frames[(3, 1)][1], expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="vae2d must have a 2-d latent space"):
         widgets.latent_explorer(VAE(latent_dim=3, hidden_dim=8))
     with pytest.raises(ValueError, match="z1 and z2 must be finite"):
         widgets.draw_decoded(vae, math.nan, 0.0, Figure().add_subplot())
+
+
+def test_image_png_is_native_resolution_with_nearest_upscaling():
+    a = np.zeros((28, 28))
+    a[5, 7] = 1.0
+    img = np.asarray(Image.open(io.BytesIO(frames.image_png(a, scale=3))).convert("L"))
+    assert img.shape == (84, 84) and img[15:18, 21:24].min() == 255 and img.sum() == 9 * 255
+    with pytest.raises(ValueError, match="2-d"):
+        frames.image_png(np.zeros((2, 2, 2)))
 
 
 def test_in_colab_the_custom_widget_manager_is_enabled(live, monkeypatch):
@@ -131,5 +166,5 @@ def test_in_colab_the_custom_widget_manager_is_enabled(live, monkeypatch):
     colab = types.ModuleType("google.colab")
     colab.output = types.SimpleNamespace(enable_custom_widget_manager=lambda: calls.append("on"))
     monkeypatch.setitem(sys.modules, "google.colab", colab)
-    widgets.kl_explorer().widget
+    widgets.kl_explorer(rhos=(0.1,)).widget
     assert calls == ["on"]

@@ -5,6 +5,11 @@ registers it after the builder started: once with filename None and once with ''
 `const THEBE_JS_URL = ...` is such a script, so every page threw "Identifier 'THEBE_JS_URL' has
 already been declared". Fixed upstream in sphinx-doc/sphinx#13402 (Sphinx 8.2); until Jupyter Book
 allows that Sphinx, drop the repeats here. coursekit/check_site.py fails on any console error.
+It also drops the role="list" Sphinx gives the citation list of the references page (its children
+are not list items, a critical accessibility violation for axe-core), and keeps myst-nb's figure
+(caption, name, number) on an explorer cell's static figure only: an explorer (funml_lib.widgets)
+displays two outputs, its static figure and its widget, and myst-nb would wrap each in the cell's
+figure, numbering it twice and failing the strict build ("Duplicate explicit target name").
 """
 from __future__ import annotations
 
@@ -30,7 +35,55 @@ def drop_repeated_scripts(app: Sphinx, pagename: str, templatename: str, context
     scripts[:] = unique  # in place: it is the builder's own list
 
 
+def drop_list_role_of_citations(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
+    """Sphinx marks the references page's citation list role="list" although its children are no list
+    items (a screen reader announces an empty list; axe-core: aria-required-children, critical)."""
+    body = context.get("body")
+    if isinstance(body, str) and 'role="list" class="citation-list"' in body:
+        context["body"] = body.replace('<div role="list" class="citation-list">', '<div class="citation-list">')
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def keep_figures_off_widgets() -> None:
+    """Let myst-nb apply a cell's figure options (mystnb.figure) to every output but widget views."""
+    from myst_nb import sphinx_
+
+    cls = sphinx_.SphinxNbRenderer
+    if getattr(cls, "_funml_figures_off_widgets", False):
+        return
+    render_outputs, get_config = cls._render_nb_cell_code_outputs, cls.get_cell_level_config
+
+    class Marked(list):
+        """The outputs; iterating marks on the renderer whether the current one is a widget view."""
+
+        def __init__(self, renderer: Any, outputs: list) -> None:
+            super().__init__(outputs)
+            self.renderer = renderer
+
+        def __iter__(self):
+            for output in list.__iter__(self):
+                self.renderer._funml_widget_output = WIDGET_VIEW in (output.get("data") or {})
+                yield output
+            self.renderer._funml_widget_output = False
+
+    def _render_nb_cell_code_outputs(self: Any, token: Any, outputs: list) -> None:
+        return render_outputs(self, token, Marked(self, outputs))
+
+    def get_cell_level_config(self: Any, field: str, cell_metadata: dict, line: int | None = None) -> Any:
+        if field == "render_figure_options" and getattr(self, "_funml_widget_output", False):
+            return None
+        return get_config(self, field, cell_metadata, line)
+
+    cls._render_nb_cell_code_outputs = _render_nb_cell_code_outputs
+    cls.get_cell_level_config = get_cell_level_config
+    cls._funml_figures_off_widgets = True
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
+    keep_figures_off_widgets()
     # late priority: after myst-nb and the themes have added their per-page scripts
     app.connect("html-page-context", drop_repeated_scripts, priority=900)
+    app.connect("html-page-context", drop_list_role_of_citations)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

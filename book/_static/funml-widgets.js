@@ -8,7 +8,10 @@
   var base = new URL("vendor/html-manager/", document.currentScript.src).href;
   window.__jupyter_widgets_assets_path__ = base;
   if (window.require && window.require.config) {
-    window.require.config({ paths: { "@jupyter-widgets/html-manager/dist": base.replace(/\/$/, "") } });
+    // The bundled AMD modules (@jupyter-widgets/base, /controls, ...) take their asset folder from
+    // their module URL too: map the whole scope to the vendored folder.
+    window.require.config({ paths: { "@jupyter-widgets/html-manager/dist": base.replace(/\/$/, ""),
+                                     "@jupyter-widgets": base.replace(/\/$/, "") } });
   }
 
   // 2. ipywidgets typesets widget labels with the MathJax 2 API (MathJax.Hub.Queue) whenever a
@@ -53,4 +56,31 @@
     get: function () { return current; },
     set: function (value) { current = withHub(value); },
   });
+
+  // 3. Explorers (funml_lib.frames): the frame shown gets an alt text (the explorer's caption and
+  //    the sliders' current values) and every slider handle an accessible name (its label), for
+  //    screen readers; the DOM changes each time a slider selects another frame.
+  function describe(explorer) {
+    var values = [].map.call(explorer.querySelectorAll(".widget-slider"), function (slider) {
+      var label = slider.querySelector(".widget-label");
+      var readout = slider.querySelector(".widget-readout");
+      var handle = slider.querySelector(".noUi-handle");
+      var name = label ? label.textContent.replace(/\$/g, "").trim() : "";
+      if (handle && name && !handle.getAttribute("aria-label")) handle.setAttribute("aria-label", name);
+      return name + " = " + (readout ? readout.textContent.trim() : "");
+    });
+    var caption = explorer.querySelector(".funml-explorer-caption");
+    var text = (caption ? caption.textContent.trim() : "Explorer frame") + " (" + values.join(", ") + ")";
+    [].forEach.call(explorer.querySelectorAll("img"), function (img) {
+      if (img.getAttribute("alt") !== text) img.setAttribute("alt", text);
+    });
+  }
+  var pending = false;
+  function describeAll() {
+    pending = false;
+    [].forEach.call(document.querySelectorAll(".funml-explorer"), describe);
+  }
+  new MutationObserver(function () {
+    if (!pending) { pending = true; window.requestAnimationFrame(describeAll); }
+  }).observe(document.documentElement, { childList: true, subtree: true, characterData: true });
 })();
