@@ -39,6 +39,13 @@ from funml_lib.models import (
     SparseAutoencoder,
 )
 from funml_lib.parameters import check_parameters, grading_run
+from funml_lib.probes import (
+    identity_test,
+    linear_dae_optimum,
+    linear_map,
+    linear_probe,
+    probe_images,
+)
 from funml_lib.plotting import (
     plot_filters,
     plot_history,
