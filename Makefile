@@ -8,6 +8,10 @@ EXTRAS := book,test,site,homework
 SUDO   := $(shell test "$$(id -u)" -eq 0 || echo sudo)
 
 export PYTHONHASHSEED := 0
+# The chapters train small models: many small ops, which one torch thread per process runs faster
+# than two on a 2-core machine (two threads wait for each other's time slices). Results are the
+# same bit for bit. Override with `make book NB_THREADS=2`.
+NB_THREADS ?= 1
 
 .PHONY: venv test book bench homework check-site clean assets chromium gpu-check
 
@@ -21,20 +25,20 @@ $(STAMP): pyproject.toml
 
 # FUNML_STUDENT_RUNS=one: also execute one real student notebook up to its first exercise.
 test: venv
-	FUNML_STUDENT_RUNS=one $(BIN)/python -m pytest tests
+	OMP_NUM_THREADS=$(NB_THREADS) FUNML_STUDENT_RUNS=one $(BIN)/python -m pytest tests
 
 # Explorers precompute their frames; the executed notebooks keep the widget state, so the sliders
 # work on the built pages without a kernel (FUNML_STATIC=1 would leave only the static figures).
 # CI=1: no progress bars in the pages (funml_lib.train draws none under CI, as in every CI log).
 book: venv assets
-	env -u FUNML_STATIC CI=1 FUNML_CLAIMS=strict $(BIN)/jupyter-book build . -W -n --keep-going
+	env -u FUNML_STATIC CI=1 FUNML_CLAIMS=strict OMP_NUM_THREADS=$(NB_THREADS) $(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "HTML: $(CURDIR)/_build/html/index.html"
 
 # Every chapter again at its defaults with seed 1, claims strict, in the environment's data regime
 # (CI runs it without FUNML_DATA: the offline digits; `make book` covers seed 0 with the real test split).
 .PHONY: claims
 claims: venv
-	FUNML_CLAIMS_RUN=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_claims.py
+	OMP_NUM_THREADS=$(NB_THREADS) FUNML_CLAIMS_RUN=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_claims.py
 
 bench: venv
 	$(BIN)/python benchmarks/train_throughput.py

@@ -1,6 +1,10 @@
 """funml_lib: the library behind the course book "FunML: Autoencoder Extensions".
 
-Chapters import the names below; everything else is an implementation detail.
+Chapters import the names below. A few submodules are imported by name where a chapter uses them:
+`funml_lib.widgets` (the explorers), `funml_lib.self_checks` (exercise self-checks and
+`check_own_work`), `funml_lib.frames` (light PNG frames), `funml_lib.estimators` (the gradient and
+KL estimators of chapter 4) and `funml_lib.checkpoints` (saving a trained model; also exported below).
+Everything else is an implementation detail.
 """
 from funml_lib.checkpoints import load_checkpoint, save_checkpoint
 from funml_lib.claims import claim
@@ -13,15 +17,11 @@ from funml_lib.data import (
     load_mnist,
 )
 from funml_lib.losses import (
-    ElboTerms,
     autoencoder_loss,
-    bernoulli_nll,
-    elbo,
     gaussian_kl,
     kl_sparsity,
     l1_sparsity,
     sparse_loss,
-    squared_error,
     vae_loss,
 )
 from funml_lib.metrics import (
@@ -56,7 +56,6 @@ from funml_lib.plotting import (
     show_rows,
 )
 from funml_lib.train import (
-    History,
     evaluate,
     fit,
     pick_device,

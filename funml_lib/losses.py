@@ -2,7 +2,7 @@
 and the loss functions `fit` trains with.
 
 Two kinds of functions live here:
-- the *terms* (`squared_error`, `l1_sparsity`, `kl_sparsity`, `gaussian_kl`, `bernoulli_nll`, `elbo`)
+- the *terms* (`squared_error`, `l1_sparsity`, `kl_sparsity`, `gaussian_kl`, `bernoulli_nll`)
   check their inputs fully, values included (NaN, range), because a student calls them by hand;
 - the *loss functions* (`autoencoder_loss`, and what `sparse_loss(...)`, `vae_loss(...)` return) run on
   every training batch. They check types and shapes only: a value check (`x.min() < 0`, `isfinite`) is a
@@ -14,7 +14,7 @@ Loss-function protocol: loss_fn(model, x, target) -> {"loss": scalar with grad, 
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -117,35 +117,6 @@ def bernoulli_nll(x_hat: Tensor, x: Tensor, logits: bool = False) -> Tensor:
         return F.binary_cross_entropy_with_logits(x_hat, x, reduction="none").sum(1)
     check_in_unit_interval("x_hat", x_hat)
     return F.binary_cross_entropy(x_hat, x, reduction="none").sum(1)
-
-
-class ElboTerms(NamedTuple):
-    """The two ELBO terms per sample, both >= 0, in nats.
-
-    reconstruction = -log p(x|z) for the sampled z (BCE summed over pixels), an estimate of
-    -E_q[log p(x|z)]; kl = KL(q(z|x) || p(z)). elbo = -(reconstruction + kl) <= log p(x).
-    """
-
-    reconstruction: Tensor
-    kl: Tensor
-
-    @property
-    def elbo(self) -> Tensor:
-        """The evidence lower bound per sample, (N,): -(reconstruction + kl)."""
-        return -(self.reconstruction + self.kl)
-
-
-def elbo(x: Tensor, logits: Tensor, mu: Tensor, logvar: Tensor) -> ElboTerms:
-    """ELBO terms per sample for a Bernoulli decoder and Gaussian encoder, each (N,).
-
-    x: (N, 784) in [0, 1]; logits: decoder output for one z ~ q(z|x), (N, 784); mu, logvar: (N, latent_dim).
-    ELBO = E_q[log p(x|z)] - KL(q(z|x) || N(0, I)).
-    """
-    reconstruction = bernoulli_nll(logits, x, logits=True)
-    kl = gaussian_kl(mu, logvar)
-    if kl.shape[0] != x.shape[0]:
-        raise ValueError(f"mu and x must have the same number of rows N, got {mu.shape[0]} and {x.shape[0]}")
-    return ElboTerms(reconstruction, kl)
 
 
 # ------------------------------------------------------------------------------------- loss functions

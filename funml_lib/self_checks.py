@@ -18,8 +18,8 @@ from typing import Any, Callable, NoReturn
 import torch
 from torch import Tensor
 
-__all__ = ["CheckFailed", "check_kl_sparsity", "check_l1_sparsity", "check_gaussian_kl",
-           "check_reparameterize", "check_corrupt_gaussian", "check_corrupt_mask", "check_own_work"]
+__all__ = ["CheckFailed", "check_kl_sparsity", "check_gaussian_kl", "check_reparameterize",
+           "check_corrupt_mask", "check_own_work"]
 
 
 class CheckFailed(AssertionError):
@@ -142,43 +142,6 @@ def check_kl_sparsity(fn: Callable[[float, Tensor], Tensor]) -> None:
     _passed(name, 7)
 
 
-def check_l1_sparsity(fn: Callable[[Tensor], Tensor]) -> None:
-    """Check fn(z) -> Omega(Z) = (1/N) sum_i sum_j |z_ij|, a 0-dim tensor (batch mean of the L1 norms).
-
-    z: (N, hidden) activations.
-    """
-    from funml_lib.losses import l1_sparsity as ref
-
-    name = "check_l1_sparsity"
-    fn = _check_callable(fn)
-    z = _rand(4, 6, seed=3)  # sigmoid-like codes in (0, 1)
-    shown = "z of shape (4, 6)"
-    out = _call(name, fn, (z.clone(),), shown)
-    expected = ref(z)
-    if isinstance(out, Tensor) and tuple(out.shape) == (4,) and _close(out, z.abs().sum(1)):
-        _fail(name, "you returned one L1 norm per sample, shape (4,); average them over the batch to get "
-                    "a single number")
-    out = _tensor_out(name, out, (), shown, "Omega(Z) is a single number (a 0-dim tensor).")
-    if _close(out, 4 * expected):
-        _fail(name, "your value is N = 4 times too large: the library averages over the batch "
-                    "(1/N sum_i) so that lambda does not depend on the batch size")
-    if _close(out, expected / 6):
-        _fail(name, "your value is 6 times too small: sum over the hidden units j, average only over "
-                    "the samples i")
-    if not _close(out, expected):
-        _fail(name, f"for z of shape (4, 6) in (0, 1) expected {float(expected):.5f}, got {float(out):.5f}")
-
-    signed = _rand(4, 6, seed=4, low=-1.0, high=1.0)
-    out2 = _tensor_out(name, _call(name, fn, (signed,), "z with negative entries"), (), "negative z")
-    if not _close(out2, ref(signed)):
-        _fail(name, "with negative activations your value is wrong: the L1 norm adds absolute values "
-                    "|z_ij|, not z_ij or z_ij^2")
-    zero = _tensor_out(name, _call(name, fn, (torch.zeros(2, 5),), "z = 0"), (), "z = 0")
-    if float(zero) != 0.0:
-        _fail(name, f"Omega of an all-zero code must be 0, got {float(zero):.4g}")
-    _passed(name, 4)
-
-
 def check_gaussian_kl(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
     """Check fn(mu, logvar) -> KL(N(mu, diag exp(logvar)) || N(0, I)) per sample, shape (N,), nats.
 
@@ -273,46 +236,6 @@ def check_reparameterize(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
     if logvar.grad is None or float(logvar.grad.abs().sum()) == 0.0:
         _fail(name, "no gradient reaches logvar; scale eps by a torch expression of logvar")
     _passed(name, 6)
-
-
-def check_corrupt_gaussian(fn: Callable[[Tensor, float], Tensor]) -> None:
-    """Check fn(x, sigma) -> x_tilde = clip(x + sigma * eps, 0, 1), eps ~ N(0, I), a new tensor.
-
-    x: (N, 784) in [0, 1]; sigma >= 0 (noise standard deviation, in pixel-intensity units).
-    """
-    name = "check_corrupt_gaussian"
-    fn = _check_callable(fn)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        x = torch.full((200, 784), 0.5)
-        shown = "x = 0.5 everywhere (200, 784) and sigma = 0.1"
-        x_tilde = _tensor_out(name, _call(name, fn, (x, 0.1), shown), (200, 784), shown,
-                              "x_tilde has the shape of x.")
-        if not torch.equal(x, torch.full((200, 784), 0.5)):
-            _fail(name, "your function changed its input x in place; return a new tensor and keep the clean "
-                        "images (the denoising target)")
-        residual = x_tilde - x
-        mean, std = float(residual.mean()), float(residual.std())
-        if abs(float(x_tilde.mean())) < 0.05:
-            _fail(name, "x_tilde is centred at 0, not at x: return the corrupted image x + noise, not the noise")
-        if std < 1e-6:
-            _fail(name, "x_tilde equals x: no noise was added")
-        if abs(std - 0.01) < 0.003:
-            _fail(name, "the noise has standard deviation sigma^2; scale eps ~ N(0, 1) by sigma itself")
-        if abs(std - 0.1 / math.sqrt(3)) < 0.005:
-            _fail(name, "the noise looks uniform; the lecture's corruption adds Gaussian noise (torch.randn)")
-        if abs(mean) > 0.005 or abs(std - 0.1) > 0.005:
-            _fail(name, f"with sigma = 0.1 the noise should have mean 0 and std 0.1, got mean {mean:.3f}, "
-                        f"std {std:.3f}")
-        dark = _tensor_out(name, _call(name, fn, (torch.zeros(50, 784), 0.5), "x = 0, sigma = 0.5"),
-                           (50, 784), "x = 0, sigma = 0.5")
-        if float(dark.min()) < 0.0 or float(dark.max()) > 1.0:
-            _fail(name, f"x_tilde has values in [{float(dark.min()):.2f}, {float(dark.max()):.2f}]; a corrupted "
-                        "image must stay in [0, 1]: clip after adding the noise")
-        same = _tensor_out(name, _call(name, fn, (x, 0.0), "sigma = 0"), (200, 784), "sigma = 0")
-        if not _close(same, x):
-            _fail(name, "with sigma = 0 the output must equal x")
-    _passed(name, 5)
 
 
 def check_corrupt_mask(fn: Callable[[Tensor, float], Tensor]) -> None:

@@ -1,12 +1,10 @@
 """The homework self-checks accept the library's reference and reject typical wrong answers."""
-import math
-
 import pytest
 import torch
 
 from funml_lib import losses
 from funml_lib import self_checks as checks
-from funml_lib.data import corrupt_gaussian, corrupt_mask
+from funml_lib.data import corrupt_mask
 from funml_lib.self_checks import CheckFailed
 
 EPS = 1e-6
@@ -97,26 +95,6 @@ def test_crash_in_student_code_is_reported_with_inputs():
         checks.check_kl_sparsity(crashes)
 
 
-# ------------------------------------------------------------------------------------------ L1
-@pytest.mark.parametrize("good", [losses.l1_sparsity, lambda z: z.abs().sum() / z.shape[0]])
-def test_l1_accepts(good, capsys):
-    checks.check_l1_sparsity(good)
-    assert "all 4 checks passed" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("wrong, message", [
-    (lambda z: z.abs().sum(), "N = 4 times too large"),
-    (lambda z: z.abs().mean(), "6 times too small"),
-    (lambda z: z.sum(1).mean(), "absolute values"),
-    (lambda z: z.pow(2).sum(1).mean(), "expected"),
-    (lambda z: z.abs().sum(1), r"one L1 norm per sample"),
-    (lambda z: float(z.abs().sum(1).mean()), "returned a float"),
-])
-def test_l1_rejects(wrong, message):
-    with pytest.raises(CheckFailed, match=message):
-        checks.check_l1_sparsity(wrong)
-
-
 # ------------------------------------------------------------------------------------ Gaussian KL
 def test_gaussian_kl_accepts(capsys):
     checks.check_gaussian_kl(losses.gaussian_kl)
@@ -173,25 +151,10 @@ def test_reparameterize_rejects(wrong, message):
 
 # ----------------------------------------------------------------------------------- corruption
 def test_corruptions_accept_library_and_own_versions(capsys):
-    checks.check_corrupt_gaussian(corrupt_gaussian)
-    checks.check_corrupt_gaussian(lambda x, s: (x + s * torch.randn_like(x)).clamp(0, 1))
     checks.check_corrupt_mask(corrupt_mask)
     checks.check_corrupt_mask(lambda x, f: x * (torch.rand_like(x) >= f).float())
     out = capsys.readouterr().out
-    assert out.count("all 5 checks passed") == 4
-
-
-@pytest.mark.parametrize("wrong, message", [
-    (lambda x, s: x + s * torch.randn_like(x), "clip"),
-    (lambda x, s: (x + s ** 2 * torch.randn_like(x)).clamp(0, 1), "sigma\\^2"),
-    (lambda x, s: (x + s * (2 * torch.rand_like(x) - 1)).clamp(0, 1), "uniform"),
-    (lambda x, s: x.add_(s * torch.randn_like(x)).clamp_(0, 1), "in place"),
-    (lambda x, s: s * torch.randn_like(x), "not the noise"),
-    (lambda x, s: x.clone(), "no noise"),
-])
-def test_corrupt_gaussian_rejects(wrong, message):
-    with pytest.raises(CheckFailed, match=message):
-        checks.check_corrupt_gaussian(wrong)
+    assert out.count("all 5 checks passed") == 2
 
 
 @pytest.mark.parametrize("wrong, message", [
