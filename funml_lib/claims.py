@@ -7,6 +7,10 @@ sentence that depends on the run. What a failed claim does is set by one switch,
 - ``warn`` (the default: Jupyter, Colab): print a warning and go on, since a student who changed the
   parameters may see something else, and that is worth knowing, not a crash;
 - ``skip`` (the notebook tests' tiny parameters, nbgrader's grading run): check nothing and say so.
+
+A claim made with ``exact=True`` is an identity that holds at any parameters (a shape, a closed form,
+an inequality of the theory): it is checked in every mode, and a failure always raises, since it
+means a bug rather than a changed setting.
 """
 from __future__ import annotations
 
@@ -47,15 +51,16 @@ def _measured(values: dict) -> str:
     return ", ".join(parts)
 
 
-def claim(holds: object, statement: str, **measured: object) -> bool:
+def claim(holds: object, statement: str, *, exact: bool = False, **measured: object) -> bool:
     """Check one sentence of the text against this run; return whether it holds.
 
     holds: the comparison (a bool, or a one-element tensor/array); statement: the sentence as the
-    reader sees it; measured: the numbers it rests on, printed with the verdict.
+    reader sees it; exact: True for an identity that holds at any parameters (checked and raised in
+    every mode); measured: the numbers it rests on, printed with the verdict.
     """
     if not isinstance(statement, str) or not statement.strip():
         raise ValueError("statement must be the sentence being checked, got an empty string")
-    mode = claims_mode()
+    mode = "strict" if exact else claims_mode()
     detail = _measured(measured)
     if mode == "skip":
         print(f"claim not checked (FUNML_CLAIMS=skip or a grading run, small settings): {statement}")

@@ -106,3 +106,37 @@ def test_chapter_executes_and_reproduces(path: Path, monkeypatch):
         f"{path.name}: nbval replay failed (a checked cell printed something else the second time)\n"
         + replay.stdout[-4000:] + replay.stderr[-2000:]
     )
+
+
+def _open_inline_math(text: str) -> bool:
+    """True when `text` leaves a single-$ inline formula open ($$ display math excluded)."""
+    return text.replace("\\$", "").replace("$$", "").count("$") % 2 == 1
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_no_formula_is_cut_by_a_list_marker(path: Path):
+    """A line that starts with '+ ', '- ' or '* ' inside an open $...$ becomes a list item in
+    Markdown and leaves the formula as raw TeX on the page (chapter 4 once showed exactly that)."""
+    nb = nbformat.read(path, as_version=4)
+    broken = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "markdown":
+            continue
+        in_display, in_fence, paragraph = False, False, ""
+        for line in cell.source.splitlines():
+            stripped = line.strip()
+            if stripped.startswith(("```", "~~~", ":::")):
+                in_fence = not in_fence
+            if stripped.startswith("$$"):
+                in_display = not (in_display or stripped.count("$$") == 2)
+                paragraph = ""
+                continue
+            if in_fence or in_display:
+                continue
+            if not stripped:
+                paragraph = ""
+                continue
+            if stripped[:2] in ("+ ", "- ", "* ") and _open_inline_math(paragraph):
+                broken.append(f"cell {i}: {stripped[:60]}")
+            paragraph += " " + line
+    assert not broken, f"{path.name}: a list marker inside inline math:\n" + "\n".join(broken)
