@@ -203,8 +203,11 @@ def test_gpu_check_reads_pytest_summaries_and_finds_the_cuda_tests():
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="no make here")
 def test_make_gpu_check_target():
-    done = subprocess.run(["make", "-n", "gpu-check", "GPU_PYTHON=python3"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
+    # under `make test` the outer make's variables would make this one print "Entering directory"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE") and k != "MFLAGS"}
+    done = subprocess.run(["make", "--no-print-directory", "-n", "gpu-check", "GPU_PYTHON=python3"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 0 and done.stdout.strip().endswith("python3 -m coursekit.gpu_check")
-    venv = subprocess.run(["make", "-n", "gpu-check"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    venv = subprocess.run(["make", "--no-print-directory", "-n", "gpu-check"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env=env)
     assert venv.stdout.strip().endswith(".venv/bin/python -m coursekit.gpu_check")
