@@ -8,10 +8,8 @@ Everything else is an implementation detail.
 """
 from funml_lib.checkpoints import load_checkpoint, save_checkpoint
 from funml_lib.claims import claim
+from funml_lib.corruptions import corrupt_gaussian, corrupt_mask, corrupt_salt_pepper
 from funml_lib.data import (
-    corrupt_gaussian,
-    corrupt_mask,
-    corrupt_salt_pepper,
     data_source,
     describe_data,
     load_mnist,

@@ -30,7 +30,6 @@ from torch import Tensor
 
 from funml_lib import mnist_cache
 from funml_lib._validate import check_choice, check_positive_int, check_tensor, env_flag
-from funml_lib.corruptions import corrupt_gaussian, corrupt_mask, corrupt_salt_pepper  # noqa: F401 (re-export)
 from funml_lib.mnist_cache import cache_dir
 from funml_lib.mnist_idx import find_idx, idx_count, read_split
 

@@ -43,8 +43,6 @@ def evaluating(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-_evaluating = evaluating  # the name before it was public (funml_lib.widgets used it)
-
 
 def _check_inputs(model: nn.Module, x: object, batch_size: object) -> Tensor:
     check_images("x", x)

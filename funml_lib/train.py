@@ -18,7 +18,6 @@ from torch import Tensor, nn
 from funml_lib._fit_checks import check_data, check_model_and_loss, check_terms, check_transform, transformed
 from funml_lib._validate import (check_choice, check_model_device, check_nonnegative, check_positive,
                                  check_positive_int, check_seed, env_flag)
-from funml_lib.checkpoints import load_checkpoint, save_checkpoint  # noqa: F401 (their old home)
 from funml_lib.metrics import evaluating
 
 LossFn = Callable[..., "dict[str, Tensor] | Tensor"]  # loss_fn(model, x, target) -> {"loss": ..., ...}

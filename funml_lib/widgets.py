@@ -19,14 +19,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from funml_lib import metrics
 from funml_lib._validate import (check_in_unit_interval, check_images, check_nonnegative, check_positive,
                                  check_positive_int, check_probability_open)
 from funml_lib.frames import (STATIC_ENV, Explorer, control, figure_frame, figure_png,  # noqa: F401
                               image_png, static_mode)
-
-# eval mode + no_grad for drawing, the model's previous mode restored afterwards
-_evaluating = getattr(metrics, "evaluating", None) or getattr(metrics, "_evaluating")
+from funml_lib.metrics import evaluating
 
 
 def _row(n: int, size: tuple[float, float], vertical: bool = False) -> tuple[Figure, list[Axes]]:
@@ -172,7 +169,7 @@ def draw_denoising(models: Mapping[str, nn.Module] | nn.Module, x: Tensor, sigma
     x: (n, 784) in [0, 1]; sigma: Gaussian noise std. Returns {"noisy": MSE(x_tilde, x), name: MSE(x_hat, x)},
     per-pixel means against the clean x.
     """
-    from funml_lib.data import corrupt_gaussian
+    from funml_lib.corruptions import corrupt_gaussian
     from funml_lib.plotting import show_rows
 
     models = _check_models(models)
@@ -182,7 +179,7 @@ def draw_denoising(models: Mapping[str, nn.Module] | nn.Module, x: Tensor, sigma
     mse = {"noisy": float((x_tilde - x).pow(2).mean())}
     rows = {"clean x": x, f"noisy (MSE {mse['noisy']:.4f})": x_tilde}
     for name, model in models.items():
-        with _evaluating(model):
+        with evaluating(model):
             out = model(x_tilde.to(_device(model)))
         x_hat = (out[0] if isinstance(out, tuple) else out).to(x.device)
         mse[name] = float((x_hat - x).pow(2).mean())
@@ -227,7 +224,7 @@ def denoising_explorer(models: Mapping[str, nn.Module] | nn.Module, x: Tensor,
 
 # ------------------------------------------------------------------------------ 2-d VAE (ch. 5)
 def _decode_2d(vae2d: nn.Module, z: Tensor) -> Tensor:
-    with _evaluating(vae2d):
+    with evaluating(vae2d):
         return vae2d.decode(z.to(_device(vae2d))).detach().float().cpu()
 
 

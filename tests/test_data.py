@@ -21,7 +21,8 @@ import torch
 import funml_lib
 import funml_lib.data as data
 from funml_lib import mnist_cache
-from funml_lib.data import corrupt_gaussian, corrupt_mask, corrupt_salt_pepper, data_source, load_mnist
+from funml_lib.corruptions import corrupt_gaussian, corrupt_mask, corrupt_salt_pepper
+from funml_lib.data import data_source, load_mnist
 
 describe_data = getattr(data, "describe_data", None)  # looked up softly: the fault tests also run on old code
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),

@@ -4,7 +4,7 @@ import torch
 
 from funml_lib import losses
 from funml_lib import self_checks as checks
-from funml_lib.data import corrupt_mask
+from funml_lib.corruptions import corrupt_mask
 from funml_lib.self_checks import CheckFailed
 
 EPS = 1e-6
