@@ -115,4 +115,6 @@ def example_chapter() -> nbformat.NotebookNode:
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         raise SystemExit("usage: python -m coursekit.example_chapter OUT.ipynb")
-    nbformat.write(example_chapter(), sys.argv[1])
+    from coursekit.safe_io import atomic_write_text
+
+    atomic_write_text(sys.argv[1], nbformat.writes(example_chapter()) + "\n")
