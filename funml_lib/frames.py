@@ -1,20 +1,29 @@
-"""Precomputed frames linked to sliders in the browser: the machinery behind funml_lib.widgets.
+"""Precomputed frames linked to sliders: the machinery behind funml_lib.widgets.
 
-An explorer draws one PNG frame per control value (or per pair of values) while the notebook runs and
-shows them in a `Stack` of `Image` widgets whose `selected_index` follows a `SelectionSlider`
-through `jsdlink`, a link that lives in the browser. Moving a slider needs no kernel, so the same
-widget works in Jupyter, in Colab and on the book's HTML page, where the widget state saved in the
-executed notebook is rendered by the ipywidgets html-manager. With two sliders the Stacks are nested:
-the outer Stack follows the first slider, every inner Stack the second. `Explorer` puts a static
-figure (for print and readers without JavaScript) above such a widget.
+An explorer draws one PNG frame per control value (or per pair of values) while the notebook runs.
+With ipywidgets 8 the frames sit in a `Stack` of `Image` widgets whose `selected_index` follows a
+`SelectionSlider` through `jsdlink`, a link that lives in the browser: moving a slider needs no
+kernel, so the same widget works in Jupyter, in Colab and on the book's HTML page, where the widget
+state saved in the executed notebook is rendered by the ipywidgets html-manager. With two sliders the
+Stacks are nested: the outer Stack follows the first slider, every inner Stack the second.
+
+ipywidgets 7 (Colab's preinstalled version for years, still pinned by many JupyterHubs) has no
+`Stack`; there the explorer shows one `Image` whose value a kernel callback swaps when a slider
+moves. That needs a running kernel, which a live notebook has (the book's pages are built with
+ipywidgets 8). Where no widget can be shown at all (ipywidgets missing, broken or older than 7.7, or
+no Jupyter front end, e.g. a terminal) an explorer shows its static figure and one sentence saying
+why, never a traceback. `Explorer` puts the static figure (for print and readers without
+JavaScript) above the widget.
 
 Markers the site check (coursekit/check_site.py) relies on: the explorer's box has the DOM class
 `funml-explorer`, its first child holds the sliders in control order, its second child is the
-(outer) Stack, its third the caption; frame k of a slider is child k of the Stacks at that depth.
+(outer) Stack (ipywidgets 7: the Image), its third the caption; frame k of a slider is child k of the
+Stacks at that depth.
 """
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import sys
 from dataclasses import dataclass
@@ -27,6 +36,7 @@ from funml_lib._validate import env_flag
 
 EXPLORER_CLASS = "funml-explorer"
 STATIC_ENV = "FUNML_STATIC"
+MIN_IPYWIDGETS = "7.7"  # the oldest version the book is tested with (make oldest); pyproject.toml agrees
 Frames = Callable[[], dict[tuple[int, ...], tuple[bytes, Any]]]
 
 
@@ -73,9 +83,14 @@ def image_png(image: np.ndarray, scale: int = 1, levels: int = 16) -> bytes:
     gray levels (16: a 4-bit PNG, a third of the 8-bit size; 256: 8-bit)."""
     from PIL import Image
 
-    a = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+    a = np.asarray(image, dtype=np.float32)
     if a.ndim != 2:
         raise ValueError(f"image must be a 2-d (H, W) array, got shape {a.shape}")
+    if not np.isfinite(a).all():  # NaN would silently become a black frame
+        bad = "NaN" if np.isnan(a).any() else "infinite values"
+        raise ValueError(f"image contains {bad}; a frame needs finite pixel values in [0, 1] "
+                         "(a model whose training diverged draws NaN)")
+    a = np.clip(a, 0.0, 1.0)
     if scale > 1:
         a = a.repeat(scale, axis=0).repeat(scale, axis=1)
     buf = io.BytesIO()
@@ -99,11 +114,19 @@ def figure_frame(fig: Figure, dpi: int = 80, colors: int = 64, tight: bool = Tru
     return buf.getvalue()
 
 
+def has_stack() -> bool:
+    """True when ipywidgets offers `Stack` (version 8): frames linked in the browser are possible."""
+    import ipywidgets
+
+    return hasattr(ipywidgets, "Stack")
+
+
 def linked_frames(controls: Sequence[Control], frames: Mapping[tuple[int, ...], bytes], caption: str,
                   width: str | None = None) -> tuple[Any, dict]:
-    """Sliders above nested Stacks of frames, linked in the browser, and a caption below; returns
-    (box, {name: slider}).
+    """Sliders above the frames and a caption below; returns (box, {name: slider}).
 
+    ipywidgets 8: nested Stacks of frames, linked to the sliders in the browser; ipywidgets 7: one
+    Image whose value a kernel callback sets when a slider moves.
     frames[(i, j, ...)] is the PNG shown when slider 0 sits at position i, slider 1 at j, ...;
     caption says in words what every frame shows (on the book's pages book/_static/funml-widgets.js
     makes it, with the sliders' current values, the alt text of the frame shown).
@@ -121,28 +144,42 @@ def linked_frames(controls: Sequence[Control], frames: Mapping[tuple[int, ...], 
     shared = w.Layout(width=width, max_width="100%", height="auto")
     links = []
 
+    def image(key: tuple[int, ...]) -> Any:
+        frame = w.Image(value=frames[key], format="png", layout=shared)
+        if width:  # drawn at native resolution: the page scales it up without smoothing
+            frame.add_class(EXPLORER_CLASS + "-pixels")
+        return frame
+
     def stack(prefix: tuple[int, ...]) -> Any:
         depth = len(prefix)
         if depth == len(controls):
-            image = w.Image(value=frames[prefix], format="png", layout=shared)
-            if width:  # drawn at native resolution: the page scales it up without smoothing
-                image.add_class(EXPLORER_CLASS + "-pixels")
-            return image
+            return image(prefix)
         children = [stack(prefix + (i,)) for i in range(len(controls[depth].values))]
         node = w.Stack(children, selected_index=controls[depth].index)
         links.append(w.jsdlink((order[depth], "index"), (node, "selected_index")))
         return node
 
+    if hasattr(w, "Stack"):
+        view = stack(())
+    else:  # ipywidgets 7: no Stack; the kernel swaps the one Image's frame
+        view = image(tuple(c.index for c in controls))
+
+        def redraw(change: Any = None) -> None:
+            view.value = frames[tuple(s.index for s in order)]
+
+        for slider in order:
+            slider.observe(redraw, names="index")
     label = w.HTML(caption)
     label.add_class(EXPLORER_CLASS + "-caption")
-    box = w.VBox([w.HBox(order, layout=w.Layout(flex_flow="row wrap")), stack(()), label])
+    box = w.VBox([w.HBox(order, layout=w.Layout(flex_flow="row wrap")), view, label])
     box.add_class(EXPLORER_CLASS)
     box._funml_links = links  # keep the link widgets referenced for as long as the box
     return box, sliders
 
 
 def selected(box: Any) -> Any:
-    """The Image widget the box's Stacks currently show (follows selected_index down the nesting)."""
+    """The Image widget the box currently shows (follows the Stacks' selected_index down the
+    nesting; with ipywidgets 7 the box's one Image)."""
     node = box.children[1]
     while hasattr(node, "selected_index"):
         node = node.children[node.selected_index]
@@ -218,15 +255,59 @@ class Explorer:
         from IPython.display import Image, display
 
         display(Image(data=figure_frame(self.static_figure, dpi=100), format="png"))
-        if not static_mode():
-            display(self.widget)
+        if static_mode():
+            return
+        why = widget_problem()
+        if why is None:
+            _ = self.frames  # errors of the frames themselves (a diverged model) are raised, not hidden
+            try:
+                widget = self.widget
+            except Exception as err:  # a broken ipywidgets install: say so in one sentence
+                why = f"ipywidgets failed to build the sliders ({type(err).__name__}: {err})"
+        if why is None:
+            display(widget)
+        else:
+            print(f"Sliders are not shown here: {why}; the figure above shows the same idea, "
+                  f"and in Jupyter or Colab with ipywidgets >= {MIN_IPYWIDGETS} you also get sliders.")
 
     def __repr__(self) -> str:
         return f"Explorer(controls={[c.name for c in self.grid]}, frames={math.prod(len(c.values) for c in self.grid)})"
+
+
+def widget_problem() -> str | None:
+    """None when a live widget can be shown here; otherwise why not, as part of a sentence."""
+    try:
+        import ipywidgets
+    except ModuleNotFoundError:
+        return "ipywidgets is not installed"
+    except Exception as err:  # broken, e.g. by a mismatched dependency
+        return f"ipywidgets cannot be imported ({type(err).__name__}: {err})"
+    version = str(getattr(ipywidgets, "__version__", "0"))
+    if _release(version) < _release(MIN_IPYWIDGETS):
+        return f"ipywidgets {version} is older than {MIN_IPYWIDGETS}"
+    try:
+        from IPython import get_ipython
+    except Exception as err:
+        return f"IPython cannot be imported ({type(err).__name__}: {err})"
+    if getattr(get_ipython(), "kernel", None) is None:  # a terminal or plain Python: nothing draws widgets
+        return "this Python runs without a Jupyter front end"
+    return None
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """'7.7.1' -> (7, 7, 1); '8.1.0rc1' -> (8, 1, 0); digits after the number are ignored."""
+    parts = []
+    for piece in version.split(".")[:3]:
+        digits = "".join(itertools.takewhile(str.isdigit, piece))
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
 
 
 def _colab_widget_support() -> None:
     # Colab renders ipywidgets 8 only through its custom widget manager; harmless with ipywidgets 7
     if "google.colab" in sys.modules:
         from google.colab import output
-        output.enable_custom_widget_manager()
+        if hasattr(output, "enable_custom_widget_manager"):  # absent from older Colab runtimes
+            output.enable_custom_widget_manager()

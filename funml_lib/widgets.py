@@ -49,13 +49,25 @@ def _device(model: nn.Module) -> torch.device:
     return next(model.parameters(), torch.empty(0)).device
 
 
+def _check_weights(name: str, model: nn.Module | Tensor) -> None:
+    """Refuse a model (or weight tensor) with NaN or infinite weights: every frame would be black."""
+    tensors = [model] if isinstance(model, Tensor) else list(model.parameters())
+    for t in tensors:
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = "NaN" if bool(torch.isnan(t).any()) else "infinite"
+            raise ValueError(f"{name} has {bad} weights (its training diverged: train it again, e.g. with "
+                             "a smaller learning rate); an explorer of it would show only blank frames")
+
+
 def _check_models(models: object) -> dict[str, nn.Module]:
     if isinstance(models, nn.Module):
-        return {type(models).__name__: models}
+        models = {type(models).__name__: models}
     if not isinstance(models, Mapping) or not models or not all(
             isinstance(k, str) and isinstance(v, nn.Module) for k, v in models.items()):
         raise TypeError("models must be an nn.Module or a non-empty dict of name -> nn.Module, "
                         f"got {type(models).__name__}")
+    for name, model in models.items():
+        _check_weights(f"models[{name!r}]", model)
     return dict(models)
 
 
@@ -85,7 +97,6 @@ def kl_explorer(rho: float = 0.05, static_rhos: Sequence[float] = (0.02, 0.05, 0
                 rhos: Sequence[float] = KL_RHOS) -> Explorer:
     """rho slider over KL(rho || rho_hat) curves (one frame per value of `rhos`, plus `rho`);
     the static figure shows the curve for each of static_rhos."""
-    import ipywidgets  # noqa: F401  (fail early, in every mode, if the package is missing)
 
     rho = check_probability_open("rho", rho)
     statics = [check_probability_open("static_rhos", r) for r in static_rhos]
@@ -133,7 +144,6 @@ def filter_explorer(models: Mapping[str, nn.Module | Tensor], nrow: int = 16, st
 
     models: name -> trained model (SparseAutoencoder, FCAutoencoder, ...) or its W1 tensor (hidden, 784).
     """
-    import ipywidgets  # noqa: F401
     from funml_lib.plotting import filter_grid
 
     if not isinstance(models, Mapping) or not models or not all(isinstance(k, str) for k in models):
@@ -141,6 +151,8 @@ def filter_explorer(models: Mapping[str, nn.Module | Tensor], nrow: int = 16, st
     nrow = check_positive_int("nrow", nrow)
     n_static = nrow * check_positive_int("static_lines", static_lines)
     weights = {k: _first_layer(k, m).detach().cpu() for k, m in models.items()}  # validates every entry
+    for name, w1 in weights.items():
+        _check_weights(f"models[{name!r}]", w1)
     names = list(weights)
     native = 2 + 30 * min(nrow, len(weights[names[0]]))  # pixels across one grid
 
@@ -197,7 +209,6 @@ def denoising_explorer(models: Mapping[str, nn.Module] | nn.Module, x: Tensor,
     models: name -> trained denoising autoencoder (or one model); x: (N, 784) clean digits, the first
     n_show are drawn; sigmas: noise levels offered (std of the added Gaussian noise).
     """
-    import ipywidgets  # noqa: F401
 
     models = _check_models(models)
     x = check_in_unit_interval("x", check_images("x", x))[:check_positive_int("n_show", n_show)]
@@ -258,10 +269,10 @@ def latent_explorer(vae2d: nn.Module, z_range: float = 2.1, n_static: int = 9, n
     The static walks go through n_static values in [-2, 2] on one axis with the other held at 0
     (the prior N(0, I) puts 95% of its mass within about +-2 per axis).
     """
-    import ipywidgets  # noqa: F401
     from funml_lib.plotting import show_rows
 
     vae2d = _check_vae2d(vae2d)
+    _check_weights("vae2d", vae2d)
     z_range = check_positive("z_range", z_range)
     n_static = check_positive_int("n_static", n_static)
     grid = [round(float(v), 6) for v in np.linspace(-z_range, z_range, check_positive_int("n_grid", n_grid))]

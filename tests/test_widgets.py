@@ -1,7 +1,9 @@
 """Explorers driven without a browser: frames, the slider -> Stack links, what is displayed where.
 
 That a slider moves the shown frame in the browser is checked by coursekit/check_site.py on the built
-book (tests/test_site_check.py proves that check fails when a link is missing)."""
+book (tests/test_site_check.py proves that check fails when a link is missing) and, in a live Jupyter
+front end, by tests/test_frontend.py. `make oldest` runs this file with ipywidgets 7.7.1 too: the
+tests that need a `Stack` skip there and the ones marked for ipywidgets 7 run instead."""
 import io
 import math
 
@@ -18,15 +20,28 @@ from funml_lib.models import VAE, FCAutoencoder, SparseAutoencoder
 PNG = b"\x89PNG"
 
 
+STACK = frames.has_stack()
+needs_stack = pytest.mark.skipif(not STACK, reason="ipywidgets 7: no Stack (see the ipywidgets-7 tests)")
+needs_7 = pytest.mark.skipif(STACK, reason="ipywidgets 8: Stack and browser links (make oldest runs this)")
+
+
+class FakeShell:
+    kernel = object()  # what an IPython kernel behind a Jupyter front end has
+
+
 @pytest.fixture()
 def live(monkeypatch):
+    """An explorer displayed as in a notebook: not static, and a kernel with a front end."""
     monkeypatch.delenv(widgets.STATIC_ENV, raising=False)
+    monkeypatch.setattr("IPython.get_ipython", lambda: FakeShell())
 
 
 def shown(explorer, monkeypatch) -> list:
-    """What the explorer puts on screen in a notebook (objects passed to IPython's display)."""
+    """What the explorer puts on screen in a notebook (objects passed to IPython's display, and
+    printed text as str)."""
     seen = []
     monkeypatch.setattr("IPython.display.display", lambda obj: seen.append(obj))
+    monkeypatch.setattr("builtins.print", lambda *args: seen.append(" ".join(map(str, args))))
     explorer._ipython_display_()
     return seen
 
@@ -49,6 +64,7 @@ def test_kl_curve_is_computed_not_read_back_from_the_plot():
         widgets.draw_kl(1.5, ax)
 
 
+@needs_stack
 def test_kl_explorer_links_the_slider_to_a_stack_of_precomputed_frames(live):
     ex = widgets.kl_explorer(rho=0.05, rhos=(0.02, 0.1, 0.3))
     assert ex.controls == {}  # nothing built before it is shown
@@ -127,6 +143,7 @@ def test_denoising_explorer_noise_slider(live):
         widgets.draw_denoising(model, x, -0.1, Figure().add_subplot())
 
 
+@needs_stack
 def test_latent_explorer_two_sliders_over_nested_stacks(live):
     torch.manual_seed(0)
     vae = VAE(latent_dim=2, hidden_dim=16)
@@ -168,3 +185,126 @@ def test_in_colab_the_custom_widget_manager_is_enabled(live, monkeypatch):
     monkeypatch.setitem(sys.modules, "google.colab", colab)
     widgets.kl_explorer(rhos=(0.1,)).widget
     assert calls == ["on"]
+
+
+# ------------------------------------------------------------------- ipywidgets 7: kernel callback
+def without_stack(monkeypatch) -> None:
+    """ipywidgets 7 has no Stack: take it away from ipywidgets 8 (make oldest runs the real 7.7.1)."""
+    import ipywidgets
+
+    if hasattr(ipywidgets, "Stack"):
+        monkeypatch.delattr(ipywidgets, "Stack")
+
+
+def test_without_stack_a_kernel_callback_swaps_the_one_image(live, monkeypatch):
+    without_stack(monkeypatch)
+    torch.manual_seed(0)
+    vae = VAE(latent_dim=2, hidden_dim=16)
+    ex = widgets.latent_explorer(vae, n_static=5, n_grid=5, z_range=2.0)
+    box = ex.widget
+    z1, z2 = ex.controls["z1"], ex.controls["z2"]
+    view = box.children[1]
+    assert type(view).__name__ == "Image" and box._funml_links == []
+    assert ex.shown() == ex.frames[(2, 2)][0] and ex.values() == {"z1": 0.0, "z2": 0.0}
+    z1.index = 3  # z1 = 1.0: the callback shows frame (3, 2) at once
+    assert bytes(view.value) == ex.frames[(3, 2)][0]
+    z2.index = 1  # z2 = -1.0
+    assert ex.shown() == ex.frames[(3, 1)][0] != ex.frames[(2, 2)][0]
+    with torch.no_grad():
+        expected = vae.decode(torch.tensor([[1.0, -1.0]])).reshape(28, 28).numpy()
+    np.testing.assert_allclose(ex.last, expected, rtol=1e-5, atol=1e-6)
+    assert "funml-explorer" in box._dom_classes and box.children[2].value == ex.caption
+
+
+def test_without_stack_the_kl_slider_redraws(live, monkeypatch):
+    without_stack(monkeypatch)
+    ex = widgets.kl_explorer(rho=0.05, rhos=(0.02, 0.1, 0.3))
+    seen = shown(ex, monkeypatch)
+    assert len(seen) == 2 and seen[1] is ex.widget
+    slider = ex.controls["rho"]
+    assert ex.shown() == ex.frames[(1,)][0]
+    slider.value = 0.3
+    assert ex.shown() == ex.frames[(3,)][0] and ex.values() == {"rho": 0.3}
+
+
+# -------------------------------------------------- no usable widgets: the figure and one sentence
+SENTENCE = ("Sliders are not shown here: {}; the figure above shows the same idea, and in Jupyter or "
+            "Colab with ipywidgets >= 7.7 you also get sliders.")
+
+
+def test_no_front_end_shows_figure_and_one_sentence(monkeypatch):
+    monkeypatch.delenv(widgets.STATIC_ENV, raising=False)
+    monkeypatch.setattr("IPython.get_ipython", lambda: None)  # plain Python or a terminal
+    ex = widgets.kl_explorer(rhos=(0.1,))
+    seen = shown(ex, monkeypatch)
+    assert len(seen) == 2 and seen[0].data.startswith(PNG)
+    assert seen[1] == SENTENCE.format("this Python runs without a Jupyter front end")
+    assert ex._widget is None and ex._frames is None  # no frames drawn for nobody
+
+
+def test_missing_ipywidgets_shows_figure_and_one_sentence(live, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # `import ipywidgets` raises ImportError
+    ex = widgets.denoising_explorer(FCAutoencoder(latent_dim=4, hidden_dims=(16,)), torch.rand(3, 784),
+                                    sigmas=[0.2], n_show=2)
+    seen = shown(ex, monkeypatch)
+    assert len(seen) == 2 and seen[0].data.startswith(PNG)
+    assert seen[1] == SENTENCE.format("ipywidgets is not installed")
+
+
+def test_too_old_or_broken_ipywidgets_shows_figure_and_one_sentence(live, monkeypatch):
+    import sys
+    import types
+
+    old = types.ModuleType("ipywidgets")
+    old.__version__ = "7.6.5"
+    monkeypatch.setitem(sys.modules, "ipywidgets", old)
+    seen = shown(widgets.kl_explorer(rhos=(0.1,)), monkeypatch)
+    assert seen[1] == SENTENCE.format("ipywidgets 7.6.5 is older than 7.7")
+    old.__version__ = "8.1.0"  # claims a good version, but has no widgets in it
+    ex = widgets.kl_explorer(rhos=(0.1,))
+    seen = shown(ex, monkeypatch)
+    assert seen[1] == SENTENCE.format("ipywidgets failed to build the sliders (AttributeError: module "
+                                      "'ipywidgets' has no attribute 'SelectionSlider')")
+    assert ex._frames is not None  # the frames were fine; only the widget library failed
+
+
+def test_release_parses_version_strings():
+    assert frames._release("7.7.1") == (7, 7, 1) and frames._release("8.1.0rc1") == (8, 1, 0)
+    assert frames._release("7.7") < frames._release("7.7.1") and frames._release("7.6.5") < (7, 7)
+    assert frames._release("dev") == ()
+
+
+# ---------------------------------------------------------------- NaN weights: never black frames
+def test_explorer_of_a_diverged_model_says_so():
+    torch.manual_seed(0)
+    sae = SparseAutoencoder(hidden_dim=8)
+    with torch.no_grad():
+        sae.W1[0, 0] = math.nan
+    msg = (r"models\['diverged'\] has NaN weights \(its training diverged: train it again, e.g. with a smaller "
+           r"learning rate\); an explorer of it would show only blank frames")
+    with pytest.raises(ValueError, match=msg):
+        widgets.filter_explorer({"ok": SparseAutoencoder(hidden_dim=8), "diverged": sae})
+    with pytest.raises(ValueError, match=msg):
+        widgets.filter_explorer({"diverged": sae.W1.detach()})
+    ae = FCAutoencoder(latent_dim=4, hidden_dims=(16,))
+    with torch.no_grad():
+        next(ae.decoder.parameters()).fill_(math.inf)
+    with pytest.raises(ValueError, match=r"models\['FCAutoencoder'\] has infinite weights"):
+        widgets.denoising_explorer(ae, torch.rand(3, 784))
+    vae = VAE(latent_dim=2, hidden_dim=16)
+    with torch.no_grad():
+        next(vae.parameters()).fill_(math.nan)
+    with pytest.raises(ValueError, match="vae2d has NaN weights"):
+        widgets.latent_explorer(vae)
+
+
+def test_a_nan_image_is_refused_not_drawn_black():
+    a = np.full((28, 28), 0.5)
+    a[3, 4] = math.nan
+    with pytest.raises(ValueError, match=r"image contains NaN; a frame needs finite pixel values in \[0, 1\]"):
+        frames.image_png(a)
+    a[3, 4] = math.inf
+    with pytest.raises(ValueError, match="image contains infinite values"):
+        frames.image_png(a)
