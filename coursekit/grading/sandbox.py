@@ -53,7 +53,6 @@ from typing import Any, Sequence
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ALWAYS_HIDDEN = ("/root", "/home", "/tmp", "/var/tmp", "/dev/shm", "/mnt", "/media", "/srv")
 WORK = "/tmp/work"  # the sandbox's cwd and HOME (private tmpfs)
-_RESULT_FD = 3
 
 
 @dataclass(frozen=True)
@@ -286,6 +285,7 @@ def run(code: str, harness: str, payload: Any, *, limits: Limits, allow_library:
     request = json.dumps({"code": code, "harness": harness, "payload": payload, "site": site,
                           "rlimits": _rlimits(limits, mode)}).encode("utf-8")
     python = _interpreter(allow_library)
+    read_fd, write_fd = os.pipe()
     cmd: list[str]
     work_dir = None
     hidden = [str(PROJECT_ROOT), *ALWAYS_HIDDEN, *(os.path.realpath(p) for p in hide)]
@@ -301,7 +301,7 @@ def run(code: str, harness: str, payload: Any, *, limits: Limits, allow_library:
             os.path.join(d, pkg) for d in site for pkg in ("funml_lib", "coursekit")
             if os.path.isdir(os.path.join(d, pkg))]
         script = _setup_script(hidden, keep, mask_in_keep)
-        inner = [*python, "-c", BOOTSTRAP, str(_RESULT_FD)]
+        inner = [*python, "-c", BOOTSTRAP, str(write_fd)]
         if mode == "namespaces":
             drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs",
                     "--inh-caps=-all", "--bounding-set=-all", "--"]
@@ -317,18 +317,16 @@ def run(code: str, harness: str, payload: Any, *, limits: Limits, allow_library:
         cwd = "/"
     else:
         work_dir = tempfile.mkdtemp(prefix="funml-sandbox-")
-        cmd = [*python, "-c", BOOTSTRAP, str(_RESULT_FD)]
+        cmd = [*python, "-c", BOOTSTRAP, str(write_fd)]
         cwd = work_dir
     run_env = clean_env(env)
     if work_dir:
         run_env.update(HOME=work_dir, TMPDIR=work_dir)
-    read_fd, write_fd = os.pipe()
     start, cpu0 = time.monotonic(), os.times()
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 cwd=cwd, env=run_env, start_new_session=True,
-                                pass_fds=(write_fd,) if write_fd == _RESULT_FD else (),
-                                preexec_fn=None if write_fd == _RESULT_FD else _dup_to(write_fd))
+                                pass_fds=(write_fd,))
     except OSError as err:
         os.close(read_fd)
         os.close(write_fd)
@@ -367,12 +365,6 @@ def run(code: str, harness: str, payload: Any, *, limits: Limits, allow_library:
     return result
 
 
-def _dup_to(fd: int):
-    def move() -> None:
-        os.dup2(fd, _RESULT_FD)
-    return move
-
-
 def _kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -396,7 +388,8 @@ def _reply(res: _Reader, killed: str, returncode: int | None, stderr: str,
     if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
         return "malformed reply (not an object with ok)", False, None
     if not reply["ok"]:
-        return f"the grading harness failed: {str(reply.get('error'))[:300]}", False, None
+        error = " ".join(str(reply.get("error")).split())
+        return f"the grading harness failed: {error[:300]}", False, None
     return "", True, reply.get("value")
 
 
@@ -413,5 +406,5 @@ def _death(returncode: int | None, stderr: str, limits: Limits) -> str:
     last = [line for line in stderr.strip().splitlines() if line.strip()]
     if "MemoryError" in stderr:
         return f"the process ran out of memory (limit {limits.memory_mb} MB)"
-    tail = f": {last[-1][:200]}" if last else ""
+    tail = f": {' '.join(last[-1].split())[:200]}" if last else ""
     return f"the process ended without an answer (exit status {returncode}){tail}"
