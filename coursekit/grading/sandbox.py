@@ -188,14 +188,14 @@ def _setup_script(hide: Sequence[str], keep: Sequence[str], mask_in_keep: Sequen
              "mount -t tmpfs -o size=1m,mode=700 stage /tmp"]  # staging area for the read-only binds
     for i, path in enumerate(keep):
         lines += [f"mkdir -p /tmp/keep/{i}", f"mount --rbind {q(path)} /tmp/keep/{i}"]
-    masked: list[str] = []
+    masked: list[str] = ["/tmp"]  # replaced as a whole at the end
     for path in sorted(set(hide), key=len):
-        if path == "/tmp" or any(_under(path, m) for m in masked) or not os.path.isdir(path):
+        if any(_under(path, m) for m in masked) or not os.path.isdir(path):
             continue
         masked.append(path)
         lines.append(f"mount -t tmpfs -o size=1m,mode=755 hidden {q(path)}")
     for i, path in enumerate(keep):
-        if any(_under(path, m) for m in masked):
+        if any(_under(path, m) for m in masked[1:]):
             lines += [f"mkdir -p {q(path)}", f"mount --rbind /tmp/keep/{i} {q(path)}",
                       f"mount -o remount,bind,ro {q(path)}"]
     for path in mask_in_keep:  # an installed (non-editable) funml_lib or coursekit in site-packages
