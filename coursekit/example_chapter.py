@@ -2,15 +2,21 @@
 
     python -m coursekit.example_chapter example.ipynb     # write it, to open in Jupyter
 
-It has one prose exercise (ex-demo-1, graded by hand, 1 point) and one code exercise (ex-demo-2:
-write `kl_divergence`, graded automatically, 3 points), each laid out as the chapters do:
+It has one prose exercise (ex-demo-1, graded by hand, 1 point), one function exercise (ex-demo-2:
+write `kl_divergence`, 3 points) and one number exercise (ex-demo-3: predict a KL value, 2 points),
+the last two graded automatically by coursekit.grading, each laid out as the chapters do:
 
     {exercise-start} marker | statement (ordinary Markdown) | {exercise-end} marker
     {solution-start} marker [tag solution] | answer cell [nbgrader] | explanation [tag solution]
-    {solution-end} marker [tag solution] | (code exercises) autograder-tests cell [nbgrader, locked]
+    {solution-end} marker [tag solution] | (automatic exercises) tests cell [nbgrader, locked]
+
+A tests cell holds only the visible self-check and a comment: the grader checks the answer in a
+separate process (probes in coursekit/grading/functions.py; number references in NUMBERS below,
+which stand in for a chapter's coursekit/grading/answers/chNN.py).
 """
 from __future__ import annotations
 
+import math
 import sys
 
 import nbformat
@@ -59,20 +65,24 @@ KL_TESTS = '''\
 from funml_lib.self_checks import check_kl_sparsity
 
 check_kl_sparsity(kl_divergence)
-### BEGIN HIDDEN TESTS
-from funml_lib.self_checks import check_own_work
+# The course grader checks kl_divergence further, in a separate process.'''
+NUMBER_ANSWER = '''\
+### BEGIN SOLUTION
+kl_value = 0.05 * math.log(0.05 / 0.2) + 0.95 * math.log(0.95 / 0.8)
+### END SOLUTION'''
+NUMBER_TESTS = '''\
+from funml_lib.self_checks import check_numbers
 
-check_own_work(kl_divergence, kl_sparsity, 0.05, torch.rand(8))
-# by hand: KL(0.5 || 0.5) = 0; KL(0.5 || 0.25) = 0.5 log 2 + 0.5 log(2/3)
-assert abs(float(kl_divergence(0.5, torch.tensor([0.5])))) < 1e-6
-expected = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
-assert abs(float(kl_divergence(0.5, torch.tensor([0.25]))) - expected) < 1e-5
-### END HIDDEN TESTS'''
+check_numbers(kl_value=kl_value)
+# The course grader checks this value again, in a separate process.'''
+# tests grade_id -> {name: (reference, absolute tolerance)}: the example's answers table
+NUMBERS = {"ex-demo-3-tests": {
+    "kl_value": (0.05 * math.log(0.05 / 0.2) + 0.95 * math.log(0.95 / 0.8), 1e-3)}}
 
 
 def example_chapter() -> nbformat.NotebookNode:
     """The example chapter as a clean notebook (no outputs)."""
-    label1, label2 = "ex-demo-1", "ex-demo-2"
+    label1, label2, label3 = "ex-demo-1", "ex-demo-2", "ex-demo-3"
     nb = new_notebook(cells=[
         _code(SETUP_CELL, tags=["setup", "remove-cell"]),
         _md("# An example chapter\n\nTwo exercises in the book's layout."),
@@ -104,6 +114,16 @@ def example_chapter() -> nbformat.NotebookNode:
         _md("```{solution-end}\n```", tags=["solution"]),
         _code(KL_TESTS, tags=["hide-input"],
               nbgrader=nbgrader_meta(f"{label2}-tests", grade=True, solution=False, locked=True, points=3)),
+        _md(f"```{{exercise-start}}\n:label: {label3}\n```"),
+        _md("Predict, then check: what is $\\mathrm{KL}(0.05 \\,\\|\\, 0.2)$ in nats? Assign it to "
+            "`kl_value` (a number, or arithmetic with `math`); the cell above printed it."),
+        _md("```{exercise-end}\n```"),
+        _md(f"```{{solution-start}} {label3}\n:class: dropdown\n```", tags=["solution"]),
+        _code(NUMBER_ANSWER, nbgrader=nbgrader_meta(f"{label3}-answer", grade=False, solution=True,
+                                                    locked=False)),
+        _md("```{solution-end}\n```", tags=["solution"]),
+        _code(NUMBER_TESTS, tags=["hide-input"],
+              nbgrader=nbgrader_meta(f"{label3}-tests", grade=True, solution=False, locked=True, points=2)),
         _md("That is the whole chapter."),
     ])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

@@ -340,6 +340,7 @@ def run(code: str, harness: str, payload: Any, *, limits: Limits, allow_library:
     for reader in readers:
         reader.start()
     killed = ""
+    init = _child_of(proc.pid) if mode != "subprocess" else None
     try:
         proc.stdin.write(request)
         proc.stdin.close()
@@ -351,6 +352,7 @@ def run(code: str, harness: str, payload: Any, *, limits: Limits, allow_library:
         killed = f"stopped after the wall-clock limit of {limits.wall_s:g} s"
     _kill_group(proc)
     proc.wait()
+    _wait_gone(init)
     for reader in readers:  # in subprocess mode a detached child may hold a pipe: do not wait on it
         reader.join(timeout=2.0)
     wall = time.monotonic() - start
@@ -361,8 +363,38 @@ def run(code: str, harness: str, payload: Any, *, limits: Limits, allow_library:
     out, err, res = readers
     result = SandboxResult(False, stdout=_text(out), stderr=_text(err), wall_s=round(wall, 3),
                            cpu_s=round(cpu, 3), mode=mode)
+    # unshare reports a child killed by a signal as its own failure; those lines are not the student's
+    result.stderr = "\n".join(line for line in result.stderr.split("\n") if not line.startswith("unshare: "))
+    if not killed and cpu >= limits.cpu_s:
+        killed = f"stopped after the CPU limit of {limits.cpu_s:g} s"
     result.reason, result.ok, result.value = _reply(res, killed, proc.returncode, result.stderr, limits)
     return result
+
+
+def _child_of(pid: int) -> int | None:
+    """The namespace's first process (unshare's only child), to wait for its end after a kill."""
+    for _ in range(200):
+        try:
+            kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            return None
+        if kids:
+            return int(kids[0])
+        time.sleep(0.005)
+    return None
+
+
+def _wait_gone(pid: int | None) -> None:
+    # unshare dies first when killed; its child (PID 1 inside) ends only once every process in the
+    # namespace has been killed and reaped: wait for that, so nothing of this run outlives `run`
+    deadline = time.monotonic() + 10
+    while pid is not None and os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].startswith("Z"):
+                break
+        except OSError:
+            break
+        time.sleep(0.01)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
