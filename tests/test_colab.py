@@ -1,6 +1,8 @@
 """Colab: every chapter starts with the set-up cell, its install URL matches _config.yml, the Colab branch
-of that cell installs the library (simulated: the pip command is captured, not run), and the built HTML
-carries an "open in Colab" link to the chapter's own .ipynb on the right branch.
+of that cell installs the library (simulated: the pip command is captured, not run; and with real pip
+against an address nothing answers, where it must fail with one sentence, in bounded time), the one
+command that changes the repository address everywhere (on a temporary copy of the files), and the
+built HTML carries an "open in Colab" link to the chapter's own .ipynb on the right branch.
 
 The HTML checks need `make book` first; without _build/html they are skipped (CI runs `make test` before
 `make book`; coursekit.check_site checks the same link after the build). Run them after a build with
@@ -116,14 +118,60 @@ def test_setup_cell_in_colab_installs_from_the_repository(monkeypatch):
     (deps, deps_kwargs), (lib, lib_kwargs) = calls
     assert deps[:4] == lib[:4] == [sys.executable, "-m", "pip", "install"]
     # the dependencies: only when missing (no upgrade), and never torch (Colab's CUDA build stays)
-    assert sorted(a for a in deps[4:] if not a.startswith("-")) == sorted(colab.DEPENDENCIES)
+    assert sorted(deps[deps.index("--retries") + 2:]) == sorted(colab.DEPENDENCIES)
     assert not {"-U", "--upgrade", "--force-reinstall"} & set(deps)
     assert not any(a.split("[")[0] in ("torch", "torchvision") for a in deps + lib)
     # the library: always rebuilt from main, even when this version is already installed
     assert lib[-1] == f"funml-lib @ git+{CONFIG['repository']['url']}@{CONFIG['repository']['branch']}"
     assert "--force-reinstall" in lib and "--no-deps" in lib
-    assert deps_kwargs.get("check") is lib_kwargs.get("check") is True  # a failed install stops the notebook
+    for cmd, kwargs in calls:  # bounded: pip gives up on a silent server, the run has a deadline
+        assert cmd[cmd.index("--timeout") + 1] == str(colab.PIP_TIMEOUT_S) == "30"
+        assert kwargs["timeout"] == colab.INSTALL_TIMEOUT_S == 600
+        assert kwargs["stdin"] == subprocess.DEVNULL and kwargs["env"]["GIT_TERMINAL_PROMPT"] == "0"
+        assert kwargs["capture_output"] is True  # pip's own output stays out of the notebook
     assert "funml_lib" in namespace["dropped"] and "funml_lib.losses" in namespace["dropped"]
+
+
+FAILED = ("Set-up failed: installing {} {}; check that this runtime is online and that the repository "
+          "is public (or ask your instructor for its address), then run this cell again.")
+
+
+@pytest.mark.parametrize("outcome", ["exit 1", "timeout"])
+def test_setup_cell_failure_is_one_sentence(monkeypatch, outcome):
+    def fake_run(cmd, *args, **kwargs):
+        if "--no-deps" not in cmd:  # the dependencies install fine
+            return subprocess.CompletedProcess(cmd, 0)
+        if outcome == "timeout":
+            raise subprocess.TimeoutExpired(cmd, kwargs["timeout"])
+        return subprocess.CompletedProcess(cmd, 1, "", "fatal: could not read Username\n")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    with pytest.raises(Exception) as info:
+        exec(compile(colab.SETUP_CELL, "<setup cell>", "exec"), {})
+    what = f"the course library from git+{colab.REPO_URL}@{colab.BRANCH}"
+    sentence = FAILED.format(what, "failed" if outcome == "exit 1" else "did not finish in 600 s")
+    assert type(info.value).__name__ == "SetupFailed" and str(info.value) == sentence
+    assert info.value._render_traceback_() == [sentence]  # what Jupyter shows instead of a traceback
+
+
+def test_setup_cell_with_real_pip_and_an_unreachable_repository(tmp_path):
+    """Real pip in a Colab-like IPython: nothing answers at 127.0.0.1:9, so the cell must stop with
+    the sentence (no traceback) well within the guard below instead of hanging."""
+    url = "git+https://127.0.0.1:9/x"
+    cell = colab.setup_cell().replace(f"git+{colab.REPO_URL}@{colab.BRANCH}", url)
+    cell = re.sub(r"_needs = \[.*?\]", '_needs = ["pip"]', cell, flags=re.S)  # offline: a requirement already met
+    script = ("import sys, types\nsys.modules['google.colab'] = types.ModuleType('google.colab')\n"
+              "from IPython.core.interactiveshell import InteractiveShell\n"
+              f"result = InteractiveShell.instance().run_cell({cell!r})\n"
+              "print('SUCCESS' if result.success else 'STOPPED')")
+    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=300)  # a hang guard, not a measurement
+    out = run.stdout + run.stderr
+    assert FAILED.format(f"the course library from {url}", "failed") in out
+    assert out.strip().endswith("STOPPED") and "Traceback" not in out and "pip" not in out.replace(
+        "SetupFailed", "").split("Set-up failed")[0]
 
 
 def test_setup_cell_outside_colab_changes_nothing(monkeypatch):
@@ -185,7 +233,8 @@ def test_setup_cell_really_picks_up_a_new_commit_of_the_same_version(tmp_path):
                    check=True, capture_output=True, env=env)
     commit("B")
     cell = colab.SETUP_CELL.replace(f"git+{colab.REPO_URL}@{colab.BRANCH}", url)
-    cell = re.sub(r"_needs = \[.*\]", '_needs = ["pip"]', cell)  # offline: a requirement already met
+    cell = re.sub(r"_needs = \[.*?\]", '_needs = ["pip"]', cell, flags=re.S)  # offline: a requirement already met
+    assert '_needs = ["pip"]' in cell and url in cell
     script = ("import sys, types\nimport funml_lib\nbefore = funml_lib.COMMIT\n"
               "sys.modules['google.colab'] = types.ModuleType('google.colab')\n"
               f"exec({cell!r})\nimport funml_lib\nprint(before, funml_lib.COMMIT)")
@@ -236,3 +285,134 @@ def test_built_html_has_colab_button_for_the_chapter(docname):
     html = built_page(docname)
     assert colab_link(docname) in html, f"{docname}.html: no link {colab_link(docname)}"
     assert "/blob/master/" not in html, f"{docname}.html: a launch link points at branch master"
+
+
+# ---------------------------------------------------------------- one place for the repository address
+@pytest.fixture()
+def book_copy(tmp_path):
+    """The files the address lives in, copied: _config.yml, _toc.yml, coursekit/colab.py, book/."""
+    import shutil
+
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    (tmp_path / "coursekit").mkdir()
+    shutil.copy(ROOT / "coursekit" / "colab.py", tmp_path / "coursekit" / "colab.py")
+    shutil.copytree(ROOT / "book", tmp_path / "book", ignore=shutil.ignore_patterns("_static", "_build"))
+    return tmp_path
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def first_code_cell(path: Path) -> str:
+    return next(c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code").source
+
+
+def test_one_command_moves_every_copy_of_the_address(book_copy, capsys):
+    before = snapshot(book_copy)
+    url, branch = "https://github.com/acme-uni/ae-course", "term-2027"
+    assert colab.main(["--repository", url + ".git/", "--branch", branch, "--root", str(book_copy)]) == 0
+    config = yaml.safe_load((book_copy / "_config.yml").read_text(encoding="utf-8"))
+    assert config["repository"]["url"] == url and config["repository"]["branch"] == branch
+    module = (book_copy / "coursekit" / "colab.py").read_text(encoding="utf-8")
+    assert f'REPO_URL = "{url}"\n' in module and f'BRANCH = "{branch}"\n' in module
+    chapters = chapter_notebooks(book_copy)
+    assert len(chapters) == len(CHAPTERS) >= 6
+    for path in chapters:
+        assert first_code_cell(path) == colab.setup_cell(url, branch)
+        assert f'_url = "git+{url}@{branch}"' in first_code_cell(path)
+        old = nbformat.reads(before[path.relative_to(book_copy).as_posix()].decode(), as_version=4)
+        new = nbformat.read(path, as_version=4)
+        assert [c.source for c in new.cells][1:] == [c.source for c in old.cells][1:]  # nothing else
+    after = snapshot(book_copy)
+    changed = sorted(k for k in after if after[k] != before[k])
+    assert changed == sorted(["_config.yml", "coursekit/colab.py"] +
+                             [p.relative_to(book_copy).as_posix() for p in chapters])
+    # _config.yml: exactly the two lines changed, its comments kept
+    old_lines = before["_config.yml"].decode().splitlines()
+    new_lines = after["_config.yml"].decode().splitlines()
+    assert [(a, b) for a, b in zip(old_lines, new_lines) if a != b] == [
+        (f"  url: {colab.REPO_URL}", f"  url: {url}"), (f"  branch: {colab.BRANCH}", f"  branch: {branch}")]
+    assert len(old_lines) == len(new_lines)
+    assert capsys.readouterr().out.strip().endswith(f"{len(changed)} file(s) changed")
+    # run again: every copy agrees already, nothing is written
+    assert colab.main(["--repository", url, "--branch", branch, "--root", str(book_copy)]) == 0
+    assert snapshot(book_copy) == after
+    assert capsys.readouterr().out.strip() == "every copy already had this address"
+
+
+@pytest.mark.parametrize("url", ["https://gitlab.com/acme/ae", "http://github.com/acme/ae",
+                                 "https://github.com/acme", "https://github.com/acme/ae/tree/main",
+                                 "git@github.com:acme/ae.git", "https://github.com/acme/ae?x=1",
+                                 "https://github.com/-acme/ae", ""])
+def test_a_url_that_is_not_a_github_repository_is_refused(book_copy, capsys, url):
+    before = snapshot(book_copy)
+    assert colab.main(["--repository", url, "--root", str(book_copy)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --repository must be a GitHub repository URL of the form https://github.com/<owner>/<repo>, "
+        f"got {url!r}")
+    assert snapshot(book_copy) == before
+
+
+@pytest.mark.parametrize("branch", ["a..b", "-x", "main/", "feat.lock", "a b", ""])
+def test_a_bad_branch_name_is_refused(book_copy, capsys, branch):
+    before = snapshot(book_copy)
+    assert colab.main([f"--branch={branch}", "--root", str(book_copy)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: --branch must be a git branch name")
+    assert snapshot(book_copy) == before
+
+
+def test_sync_rewrites_stale_setup_cells_only(book_copy, capsys):
+    stale = chapter_notebooks(book_copy)[2]
+    nb = nbformat.read(stale, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    code[0].source = colab.SETUP_HEAD + " (an older version of the cell)\nimport sys"
+    nbformat.write(nb, stale)
+    assert colab.main(["--sync", "--root", str(book_copy)]) == 0
+    assert first_code_cell(stale) == colab.SETUP_CELL
+    assert all(first_code_cell(p) == colab.SETUP_CELL for p in chapter_notebooks(book_copy))
+    with pytest.raises(SystemExit):  # --sync keeps the address: it takes no new one
+        colab.main(["--sync", "--branch", "x", "--root", str(book_copy)])
+
+
+def test_nothing_is_written_unless_every_copy_can_be(book_copy, capsys, monkeypatch):
+    before = snapshot(book_copy)
+    broken = chapter_notebooks(book_copy)[3]
+    nb = nbformat.read(broken, as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_code_cell("print('not the set-up cell')"))
+    nbformat.write(nb, broken)
+    before = snapshot(book_copy)
+    assert colab.main(["--repository", "https://github.com/a/b", "--root", str(book_copy)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {broken}: its first code cell is not the set-up cell")
+    assert snapshot(book_copy) == before
+    # a write that fails half-way (disk full): the files already rewritten get their old text back
+    nb.cells.pop(0)
+    nbformat.write(nb, broken)
+    before = snapshot(book_copy)
+    import coursekit.safe_io as safe_io
+
+    real, writes = safe_io.atomic_write_text, []
+
+    def failing(path, text):
+        writes.append(path)
+        if len(writes) == 4:
+            raise OSError(28, "No space left on device")
+        return real(path, text)
+
+    monkeypatch.setattr(safe_io, "atomic_write_text", failing)
+    with pytest.raises(OSError, match="No space left"):
+        colab.rewrite(book_copy, "https://github.com/a/b", "main")
+    assert snapshot(book_copy) == before and len(writes) == 4 + 3  # three written, three put back
+
+
+def test_a_symlinked_copy_is_refused_before_anything_is_written(book_copy, capsys):
+    config = book_copy / "_config.yml"
+    target = book_copy / "elsewhere.yml"
+    config.rename(target)
+    config.symlink_to(target)
+    before = snapshot(book_copy)
+    assert colab.main(["--repository", "https://github.com/a/b", "--root", str(book_copy)]) == 2
+    assert "is a symbolic link" in capsys.readouterr().err
+    assert snapshot(book_copy) == before

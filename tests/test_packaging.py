@@ -58,7 +58,29 @@ def test_required_packages_present_and_torch_unpinned():
         assert needed in names
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     for req in project["dependencies"]:
-        if bare_name(req) in ("torch", "torchvision"):
-            assert req.strip() in ("torch", "torchvision"), f"{req}: let pip choose a matching pair"
+        if bare_name(req) in ("torch", "torchvision"):  # a lower bound only: pip chooses a matching pair
+            assert re.fullmatch(r"torch(vision)?>=[\d.]+", req.strip()), f"{req}: let pip choose a matching pair"
     book = project["optional-dependencies"]["book"]
     assert any(bare_name(r) == "jupyter-book" and "<2" in r for r in book)
+
+
+def test_every_dependency_has_the_lower_bound_make_oldest_tests():
+    from coursekit import oldest
+    from funml_lib import frames
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    bounds = oldest.lower_bounds()
+    assert {bare_name(r) for r in project["dependencies"]} <= set(bounds)  # none without a bound
+    assert bounds["ipywidgets"] == frames.MIN_IPYWIDGETS == "7.7.1"  # Colab's version for years
+    assert bounds["numpy"].startswith("1.26") and bounds["ipython"] == "7.34.0"
+    pins = dict(p.split("==") for p in oldest.constraints())
+    assert pins["ipywidgets"] == "7.7.1" and pins["notebook"].startswith("6.")  # ipywidgets 7's front end
+    for name in ("torch", "torchvision"):  # stay at the installed versions, at or above the bound
+        assert oldest._release(pins[name]) >= oldest._release(bounds[name])
+
+
+def test_classic_front_end_stays_below_notebook_7():
+    # ipywidgets 7's front end is a classic-notebook extension, which Notebook 7 no longer loads
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert any(r.replace(" ", "").startswith("notebook>=6.5") and "<7" in r
+               for r in project["optional-dependencies"]["classic"])
