@@ -10,11 +10,19 @@ are not list items, a critical accessibility violation for axe-core), and keeps 
 (caption, name, number) on an explorer cell's static figure only: an explorer (funml_lib.widgets)
 displays two outputs, its static figure and its widget, and myst-nb would wrap each in the cell's
 figure, numbering it twice and failing the strict build ("Duplicate explicit target name").
+
+Harness markers (`# NBVAL_CHECK_OUTPUT`, `### BEGIN/END SOLUTION`, `### BEGIN/END HIDDEN TESTS`) are
+for nbval and nbgrader: they stay in the notebooks but are dropped from the code a page displays
+(issue 19). In the term edition (`funml_edition = "term"`, set by coursekit.edition) a page offers no
+source download (the site has no _sources/) and its repository button opens the branch its Colab
+button opens, where the student notebooks are published.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from docutils import nodes
 from sphinx.application import Sphinx
 
 
@@ -81,8 +89,65 @@ def keep_figures_off_widgets() -> None:
     cls._funml_figures_off_widgets = True
 
 
+# A line that is only a harness marker comment, or such a comment at the end of a code line. Case and
+# spacing are free, as nbgrader and nbval are lenient about them.
+MARKER_COMMENT = r"#+[ \t]*(?:NBVAL_[A-Z_]+|(?:BEGIN|END)[ \t]+(?:SOLUTION|HIDDEN[ \t]+TESTS))[ \t]*"
+MARKER_LINE = re.compile(rf"^[ \t]*{MARKER_COMMENT}$", re.IGNORECASE)
+MARKER_TAIL = re.compile(rf"[ \t]+{MARKER_COMMENT}$", re.IGNORECASE)
+
+
+def drop_marker_lines(code: str) -> str:
+    """The code without its harness-marker lines (and trailing marker comments); the rest as it was."""
+    kept = []
+    for line in code.split("\n"):
+        if MARKER_LINE.match(line):
+            continue
+        kept.append(MARKER_TAIL.sub("", line))
+    return "\n".join(kept)
+
+
+def strip_harness_markers(app: Sphinx, doctree: nodes.document) -> None:
+    """Drop marker lines from the source of every notebook code cell (myst-nb's cell_code_source)."""
+    for block in list(doctree.findall(nodes.literal_block)):
+        parent = block.parent
+        if not (isinstance(parent, nodes.container) and parent.get("nb_element") == "cell_code_source"):
+            continue
+        text = block.astext()
+        code = drop_marker_lines(text)
+        if code != text:
+            block.rawsource = code
+            block.children = []
+            block += nodes.Text(code)
+
+
+def term_edition_buttons(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
+    """Term edition: no source download (there is no _sources/ copy to serve), and the repository
+    button opens the branch of the student notebooks rather than the repository's default branch."""
+    if app.config.funml_edition != "term":
+        return
+    branch = (app.config.html_theme_options or {}).get("repository_branch") or ""
+
+    def fix(buttons: list) -> list:
+        kept = []
+        for button in buttons:
+            if button.get("label") in ("download-notebook-button", "download-source-button"):
+                continue
+            if button.get("label") == "source-repository-button" and branch:
+                button = {**button, "url": button["url"].rstrip("/") + f"/tree/{branch}"}
+            if isinstance(button.get("buttons"), list):
+                button = {**button, "buttons": fix(button["buttons"])}
+            kept.append(button)
+        return kept
+
+    if isinstance(context.get("header_buttons"), list):
+        context["header_buttons"][:] = fix(context["header_buttons"])
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     keep_figures_off_widgets()
+    app.add_config_value("funml_edition", "full", "html", [str])
+    app.connect("doctree-read", strip_harness_markers)
+    app.connect("html-page-context", term_edition_buttons, priority=950)
     # late priority: after myst-nb and the themes have added their per-page scripts
     app.connect("html-page-context", drop_repeated_scripts, priority=900)
     app.connect("html-page-context", drop_list_role_of_citations)
