@@ -56,7 +56,7 @@ def decode(d: Any) -> np.ndarray | None:
     try:
         shape = [int(s) for s in d["shape"]]
         raw = base64.b64decode(d["b64"], validate=True)
-        a = np.frombuffer(raw, dtype="<f8")
+        a = np.frombuffer(raw, dtype="<f4" if d.get("dt") == "f4" else "<f8").astype(np.float64)
         return a.reshape(shape) if a.size == math.prod(shape) else None
     except (KeyError, TypeError, ValueError):
         return None
@@ -158,8 +158,10 @@ _f64, _f32 = torch.float64, torch.float32
 _isinstance, _type, _str, _len = isinstance, type, str, len
 
 def _enc(t):
-    a = _numpy(_contig(_cpu(_to(_detach(t), _f64))))
-    return {"t": "tensor", "shape": [int(s) for s in a.shape],
+    # float32 results travel as float32 (exact, half the size); everything else as float64
+    small = _dtype(t) == _f32
+    a = _numpy(_contig(_cpu(_to(_detach(t), _f32 if small else _f64))))
+    return {"t": "tensor", "shape": [int(s) for s in a.shape], "dt": "f4" if small else "f8",
             "b64": base64.b64encode(a.tobytes()).decode()}
 
 def _dec(d, grad=False):
@@ -167,7 +169,8 @@ def _dec(d, grad=False):
         return d["v"]
     if d["t"] == "meta":
         return torch.empty(*d["shape"], device="meta")
-    a = _frombuffer(base64.b64decode(d["b64"]), dtype="<f8").reshape(d["shape"])
+    a = _frombuffer(base64.b64decode(d["b64"]), dtype="<f4" if d.get("dt") == "f4" else "<f8")
+    a = a.reshape(d["shape"])
     return _tensor(a.copy(), dtype=_f32, requires_grad=grad)
 
 def _describe(out):
@@ -416,6 +419,12 @@ def _judge_mask(calls: list[dict], results: list[dict]) -> None:
         kept, zero = np.isclose(a, xs, rtol=0, atol=1e-7), a == 0
         if not (kept | zero).all():
             raise _Fail("every pixel must be either 0 or exactly its old value (multiply by a 0/1 mask)")
+    zero = first == 0
+    if (zero == zero[0]).all():
+        raise _Fail("every image got the same mask; draw one random number per pixel of every image")
+    uniform_cols = float(((zero.all(0)) | (~zero).all(0)).mean())
+    if uniform_cols > 0.5:
+        raise _Fail("the same pixels are masked in every image; draw the mask independently per entry")
     share = float((first == 0).mean())
     n = first.size
     tol = max(6 * math.sqrt(f * (1 - f) / n), 0.005)
@@ -424,12 +433,6 @@ def _judge_mask(calls: list[dict], results: list[dict]) -> None:
                     "to remove, not to keep")
     if abs(share - f) > tol:
         raise _Fail(f"with fraction = {f} about {f:.1%} of the pixels should be 0, got {share:.1%}")
-    zero = first == 0
-    if (zero == zero[0]).all():
-        raise _Fail("every image got the same mask; draw one random number per pixel of every image")
-    uniform_cols = float(((zero.all(0)) | (~zero).all(0)).mean())
-    if uniform_cols > 0.5:
-        raise _Fail("the same pixels are masked in every image; draw the mask independently per entry")
     if (zero == (second == 0)).all():
         raise _Fail("two calls masked the same pixels; draw a fresh mask on every call (no seeding inside)")
     for i, want in ((1, np.ones((3, 784))), (2, np.zeros((3, 784)))):
