@@ -16,7 +16,11 @@ what `nbgrader generate_assignment` releases:
 - the `{exercise-start}` marker becomes a plain Markdown heading "Exercise N" (N counts the exercises
   of the notebook) and `{exercise-end}` goes; a classic `{exercise}` block becomes the same heading
   and its body, so Jupyter and Colab show statements as Markdown, never as directive source;
-- all outputs, execution counts and saved widget state are cleared.
+- all outputs, execution counts and saved widget state are cleared, and so are hand-grading rubrics
+  (cell metadata funml.rubric: feedback for the instructor's grading, not part of the exercise);
+- markers are found in any spelling (case, spaces, '_' or '-', TEST/TESTS; gates like {Solution_Start})
+  and rewritten as nbgrader's exact markers first; markers that do not pair up in one cell (nested,
+  interleaved, unclosed, two on a line) are refused, naming the notebook, the cell and the line.
 Older chapters without nbgrader metadata still work: a code cell tagged "solution" or inside the gates
 without BEGIN/END markers becomes the stub as a whole. Chapters come from _toc.yml (in SRC_DIR or its
 parent), else every *.ipynb in SRC_DIR. Every error names the notebook and the cell; nothing is written
@@ -36,13 +40,22 @@ from nbformat import NotebookNode
 from traitlets import Bool
 
 from coursekit.markers import (  # noqa: F401  (strip_solution_directives, check_markers: re-exported)
-    BEGIN, BEGIN_HIDDEN, CODE_STUB, EXERCISE_FENCE, SOLUTION_FENCE, SOLUTION_TAG, TEXT_STUB, MarkerError,
-    cell_tags, check_markers, has_solution_markers, nbgrader_metadata, replace_exercise_markers,
-    solution_gates, strip_solution_directives)
+    BEGIN, BEGIN_HIDDEN, CODE_STUB, EXERCISE_FENCE, MARKER, SOLUTION_FENCE, SOLUTION_TAG, TEXT_STUB,
+    MarkerError, cell_tags, check_markers, has_solution_markers, marker_lines, nbgrader_metadata,
+    normalize_markers, replace_exercise_markers, solution_gates, strip_solution_directives)
 from coursekit.safe_io import NotebookError, atomic_write_text, check_output_dir, make_dirs, read_notebook
 from coursekit.toc import chapter_notebooks
 
 HomeworkError = MarkerError  # one error class for every problem; the message names notebook and cell
+
+
+def _drop_rubric(cell: NotebookNode) -> None:
+    """Remove the hand-grading rubric (cell metadata funml.rubric): it is for feedback, not for students."""
+    funml = cell.get("metadata", {}).get("funml")
+    if isinstance(funml, dict) and "rubric" in funml:
+        funml.pop("rubric")
+        if not funml:
+            cell.metadata.pop("funml")
 
 
 def _drop_solution_tag(cell: NotebookNode) -> None:
@@ -66,7 +79,11 @@ class RemoveSolutionText(Preprocessor):
     def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
         cells, inside, exercises = [], False, 0
         stats = resources.setdefault("homework", {"text_removed": 0, "cells_stubbed": 0})
+        # first: every marker checked and spelled as nbgrader's ClearSolutions/ClearHiddenTests expect,
+        # so a lower-case or oddly spaced marker is cleared like the others, never shipped
+        normalize_markers(nb, resources.get("funml_name") or resources.get("unique_key") or "notebook")
         for cell in nb.cells:
+            _drop_rubric(cell)
             tags, graded = cell_tags(cell), bool(nbgrader_metadata(cell))
             if graded:  # an answer or an autograder-tests cell: nbgrader's business
                 _drop_solution_tag(cell)
@@ -132,10 +149,11 @@ def student_version(nb: NotebookNode, name: str = "notebook") -> tuple[NotebookN
         raise TypeError(f"nb must be a notebook (nbformat.NotebookNode), got {type(nb).__name__}")
     nb = copy.deepcopy(nb)
     check_markers(nb, name)
-    regions = sum(c.source.count(BEGIN) for c in nb.cells)
-    hidden = sum(c.source.count(BEGIN_HIDDEN) for c in nb.cells)
+    marks = [m for c in nb.cells for m in marker_lines(c.source) if m[1] == "begin"]
+    regions = sum(kind == "solution" for _, _, kind in marks)
+    hidden = sum(kind == "hidden" for _, _, kind in marks)
     answers = sum(1 for c in nb.cells if nbgrader_metadata(c).get("solution"))
-    resources: dict = {}
+    resources: dict = {"funml_name": name}
     try:
         for pre in (RemoveSolutionText(), *_nbgrader_preprocessors(), ClearOutputPreprocessor()):
             nb, resources = pre.preprocess(nb, resources)
@@ -143,9 +161,11 @@ def student_version(nb: NotebookNode, name: str = "notebook") -> tuple[NotebookN
         raise HomeworkError(f"{name}: {err}") from err
     for key in ("widgets", "papermill", "execution", "celltoolbar"):
         nb.metadata.pop(key, None)
-    for i, c in enumerate(nb.cells):
-        if (has_solution_markers(c.source) or BEGIN_HIDDEN in c.source or SOLUTION_TAG in cell_tags(c)
-                or (c.cell_type == "markdown" and SOLUTION_FENCE.search(c.source))):
+    for i, c in enumerate(nb.cells):  # a last look, in every spelling the checks know
+        if (MARKER.search(c.source) or SOLUTION_TAG in cell_tags(c)
+                or any(SOLUTION_FENCE.match(line) for line in c.source.split("\n"))
+                or "rubric" in (c.get("metadata", {}).get("funml") if isinstance(
+                    c.get("metadata", {}).get("funml"), dict) else {})):
             raise HomeworkError(f"{name}, cell {i} of the student version: solution material left over")
     nbformat.validate(nb)
     return nb, {**resources["homework"], "regions": regions, "answers": answers, "hidden_tests": hidden}

@@ -255,15 +255,17 @@ def test_spec_layout_student_version():
     assert by_id["ex-demo-1-answer"].source == TEXT_STUB  # prose answer -> YOUR ANSWER HERE
     assert "# YOUR CODE HERE\n    raise NotImplementedError()" in by_id["ex-demo-2-answer"].source
     assert by_id["ex-demo-2-answer"].source.startswith("def kl_divergence(rho, rho_hat):")
-    tests = by_id["ex-demo-2-tests"].source  # visible part kept, hidden tests gone, never a stub
-    assert tests == KL_TESTS.split("### BEGIN HIDDEN TESTS")[0].rstrip("\n")
+    tests = by_id["ex-demo-2-tests"].source  # the visible self-check is kept, never a stub
+    assert tests == KL_TESTS
     assert "check_kl_sparsity(kl_divergence)" in tests and "check_own_work" not in tests
     text = "\n".join(sources)
     assert PROSE_ANSWER not in text and "clamp" not in text and "Clamping" not in text
     assert "{solution" not in text and "{exercise" not in text and "HIDDEN" not in text
-    assert sources.count("### Exercise 1") == 1 and sources.count("### Exercise 2") == 1
+    assert [sources.count(f"### Exercise {k}") for k in (1, 2, 3)] == [1, 1, 1]
     assert any(s.startswith("A unit is on") for s in sources)  # statements stay, as Markdown
-    assert stats == {"text_removed": 5, "cells_stubbed": 0, "regions": 1, "answers": 2, "hidden_tests": 1}
+    number = by_id["ex-demo-3-answer"].source  # a number answer: the assignment goes with its region
+    assert "kl_value =" not in number and "raise NotImplementedError()" in number
+    assert stats == {"text_removed": 7, "cells_stubbed": 0, "regions": 2, "answers": 3, "hidden_tests": 0}
 
 
 def test_graded_cells_are_never_stubbed_even_inside_the_gates():
@@ -314,7 +316,7 @@ def statement_phrases(nb) -> list[str]:
 def test_exercise_statements_render_as_markdown_in_plain_nbconvert():
     source = example_chapter()
     phrases = statement_phrases(source)
-    assert len(phrases) == 2
+    assert len(phrases) == 3
     for nb in (source, student_version(source)[0]):
         pre = " ".join(rendered_pre_text(nb).split())
         assert not [p for p in phrases if p in pre], "an exercise statement sits inside a code block"
@@ -512,3 +514,15 @@ def test_hard_link_to_a_chapter_is_replaced_not_written_through(tmp_path):
     assert main([str(book), str(out)]) == 0
     assert snapshot(book) == before  # the chapter keeps its solutions
     assert "SECRET" not in (out / "ch1.ipynb").read_text()
+
+
+def test_rubric_metadata_is_stripped_other_cell_metadata_kept():
+    answer = md("My answer.")
+    answer.metadata["nbgrader"] = {"schema_version": 3, "grade_id": "ex-1-answer", "solution": True,
+                                   "grade": True, "locked": False, "points": 2}
+    answer.metadata["funml"] = {"rubric": "2 points: names the bias", "note": "kept"}
+    only = code("x = 1")
+    only.metadata["funml"] = {"rubric": "1 point"}
+    nb, _ = student_version(new_notebook(cells=[answer, only]))
+    assert nb.cells[0].metadata["funml"] == {"note": "kept"} and nb.cells[0].source == TEXT_STUB
+    assert "funml" not in nb.cells[1].metadata and nb.cells[1].source == "x = 1"
