@@ -2,7 +2,7 @@
 
 Chapters import the names below. A few submodules are imported by name where a chapter uses them:
 `funml_lib.widgets` (the explorers), `funml_lib.self_checks` (exercise self-checks and
-`check_own_work`), `funml_lib.frames` (light PNG frames), `funml_lib.estimators` (the gradient and
+`check_numbers`), `funml_lib.frames` (light PNG frames), `funml_lib.estimators` (the gradient and
 KL estimators of chapter 4) and `funml_lib.checkpoints` (saving a trained model; also exported below).
 Everything else is an implementation detail.
 """

@@ -296,7 +296,3 @@ def check_numbers(**answers: Any) -> None:
             _fail(name, f"{var} must be a finite number, got {number}")
         shown.append(f"{var} = {number:.6g}")
     print(f"{name}: {', '.join(shown)} (the course grader decides whether they are right)")
-
-
-# Transition: chapters not yet rewritten to the separate-process grader still import this name.
-from funml_lib.own_work import check_own_work  # noqa: E402,F401

@@ -215,7 +215,7 @@ def test_honest_submission_end_to_end_and_the_job_files(tmp_path):
     tests = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "ex-demo-3-tests")
     nb.cells.remove(tests)  # deleted tests cell: restored from the source
     nbformat.write(nb, sub)
-    scores = grade_submission(src, sub, tmp_path / "out", secret=SECRET, limits=LIMITS, display=False)
+    scores = grade_submission(src, sub, tmp_path / "out", secret=SECRET, limits=LIMITS, display=True)
     assert scores["student"] == "ada" and scores["chapter"] == "01_demo" and scores["ok"]
     assert scores["tests"]["ex-demo-2-tests"] == {"points": 3.0, "max": 3.0,
                                                   "message": "kl_divergence: all checks passed"}
@@ -226,6 +226,9 @@ def test_honest_submission_end_to_end_and_the_job_files(tmp_path):
     normalized = nbformat.read(tmp_path / "out" / "normalized.ipynb", as_version=4)
     assert [c.source for c in normalized.cells if "nbgrader" not in c.metadata] == [
         c.source for c in example_chapter().cells if "nbgrader" not in c.metadata]
+    # the display run's outputs (library importable there) are merged for the hand grader
+    shown = ["".join(o.get("text", "") for o in c.outputs) for c in normalized.cells if c.cell_type == "code"]
+    assert "check_kl_sparsity: all 7 checks passed.\n" in shown, scores["notes"]
 
 
 def test_broken_file_scores_zero_with_a_reason_naming_the_student(tmp_path):
