@@ -10,6 +10,10 @@ import yaml
 SUFFIXES = (".ipynb", ".md", ".rst")
 
 
+class TocError(ValueError):
+    """_toc.yml is unreadable or lists a page whose source file does not exist (the message names the toc and the path)."""
+
+
 @dataclass(frozen=True)
 class TocEntry:
     """One page: its docname (path from the book root, no suffix) and whether its part is numbered."""
@@ -21,7 +25,10 @@ class TocEntry:
 def toc_entries(toc_file: str | Path) -> list[TocEntry]:
     """Every page of a jupyter-book `_toc.yml` (root first), in reading order."""
     toc_file = Path(toc_file)
-    toc = yaml.safe_load(toc_file.read_text(encoding="utf-8")) or {}
+    try:
+        toc = yaml.safe_load(toc_file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise TocError(f"{toc_file} is not valid YAML: {err}") from None
     if not isinstance(toc, dict):
         raise ValueError(f"{toc_file}: a table of contents must be a mapping, got {type(toc).__name__}")
     entries: list[TocEntry] = []
@@ -52,8 +59,30 @@ def source_of(root: str | Path, docname: str) -> Path | None:
     return None
 
 
-def chapter_notebooks(root: str | Path, toc_file: str | Path | None = None) -> list[Path]:
-    """The notebook chapters the toc lists, in reading order (pages that are .md are left out)."""
+def existing_sources(root: str | Path, toc_file: str | Path | None = None) -> list[Path]:
+    """The source file of every page the toc lists, in reading order; a page without one is a TocError.
+
+    A missing chapter is never skipped: a book, a course or a set of student versions built without it
+    would look complete and exit 0.
+    """
     root = Path(root)
-    paths = [root / (e.docname + ".ipynb") for e in toc_entries(toc_file or root / "_toc.yml")]
-    return [p for p in paths if p.is_file()]
+    toc_file = Path(toc_file) if toc_file is not None else root / "_toc.yml"
+    sources, missing = [], []
+    for e in toc_entries(toc_file):
+        path = source_of(root, e.docname)
+        if path is None:
+            missing.append(str(root / e.docname) + "{" + ",".join(SUFFIXES) + "}")
+        else:
+            sources.append(path)
+    if missing:
+        raise TocError(f"{toc_file} lists {len(missing)} page(s) with no source file: {', '.join(missing)}; "
+                       "restore the file or remove its entry from the toc")
+    return sources
+
+
+def chapter_notebooks(root: str | Path, toc_file: str | Path | None = None) -> list[Path]:
+    """The notebook chapters the toc lists, in reading order (pages that are .md are left out).
+
+    Every page the toc lists must exist (TocError naming the path otherwise).
+    """
+    return [p for p in existing_sources(root, toc_file) if p.suffix == ".ipynb"]

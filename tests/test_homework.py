@@ -526,3 +526,26 @@ def test_rubric_metadata_is_stripped_other_cell_metadata_kept():
     nb, _ = student_version(new_notebook(cells=[answer, only]))
     assert nb.cells[0].metadata["funml"] == {"note": "kept"} and nb.cells[0].source == TEXT_STUB
     assert "funml" not in nb.cells[1].metadata and nb.cells[1].source == "x = 1"
+
+
+def test_a_chapter_the_toc_lists_but_that_is_missing_is_an_error(tmp_path, capsys):
+    from coursekit.toc import TocError, chapter_notebooks
+
+    book = tmp_path / "book"
+    book.mkdir()
+    nbformat.write(fixture_notebook(), book / "a_first.ipynb")
+    (book / "intro.md").write_text("# Intro")
+    toc = {"format": "jb-book", "root": "book/intro",
+           "chapters": [{"file": "book/a_first"}, {"file": "book/b_gone.ipynb"}]}
+    (tmp_path / "_toc.yml").write_text(yaml.safe_dump(toc))
+    expected = (f"{tmp_path / '_toc.yml'} lists 1 page(s) with no source file: "
+                f"{tmp_path / 'book' / 'b_gone'}{{.ipynb,.md,.rst}}; restore the file or remove its entry")
+    for read in (lambda: chapter_paths(book), lambda: chapter_notebooks(tmp_path)):
+        with pytest.raises(TocError) as err:
+            read()
+        assert str(err.value).startswith(expected)
+    assert main([str(book), str(tmp_path / "homework")]) == 2
+    assert expected in capsys.readouterr().err and not (tmp_path / "homework").exists()
+    (tmp_path / "_toc.yml").write_text("chapters: [\n")
+    with pytest.raises(TocError, match="_toc.yml is not valid YAML"):
+        chapter_paths(book)
