@@ -20,6 +20,12 @@ For each page listed in _toc.yml it serves _build/html on 127.0.0.1 and asserts:
   - internal links (and their #anchors) resolve to files of the site;
   - a chapter page has the "open in Colab" launch button for this repository and branch;
   - pages in a numbered part of _toc.yml carry increasing chapter numbers.
+  - no request to another host, however late: each page stays open a while and its timers are run
+    minutes ahead (Playwright's clock) before it closes; Chromium resolves no other host anyway;
+  - no harness marker (NBVAL_..., BEGIN/END SOLUTION, BEGIN/END HIDDEN TESTS) in a page's code cells;
+  - with --edition term (the site of `make book EDITION=term`): no solution text, answer code, hidden
+    test or rubric of the source chapters in any file of the site or in the student notebooks on
+    the branch its launch buttons open, and no _sources/ copy (coursekit.edition.term_problems).
 A full-page screenshot of each page at each width goes to _build/screenshots/. Exit status 1 lists
 every problem. What runs inside each page is coursekit/check_site.js (and the site_*.js files);
 the checks themselves are in coursekit/site_checks.py.
@@ -36,8 +42,8 @@ from pathlib import Path
 
 import yaml
 
-from coursekit import site_checks
-from coursekit.site_browser import CHROMIUM_ARGS, open_page, screenshot, serve
+from coursekit import edition, site_checks, site_leaks
+from coursekit.site_browser import CHROMIUM_ARGS, open_page, screenshot, serve, watch_late_requests
 from coursekit.toc import source_of, toc_entries
 
 RAW_TEX = site_checks.RAW_TEX
@@ -174,6 +180,7 @@ def check_page(browser, page: Page, origin: str, args: argparse.Namespace, repor
             tab.wait_for_timeout(300)
             site_checks.check_overflow(name, tab, width, report)
             screenshot(tab, shot.with_name(f"{shot.name}@{width}.png"))
+        watch_late_requests(context, tab)
     except Exception as exc:  # timeouts, crashes: the page is broken for a reader too
         report.add(name, f"could not be checked: {str(exc).splitlines()[0][:300]}")
         if context is not None:
@@ -218,9 +225,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--screenshots", type=Path, default=None,
                         help="screenshot folder (default: html_dir/../screenshots)")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--edition", choices=["full", "term"], default="full",
+                        help="term: the site of `make book EDITION=term` (_build/term/html), checked for "
+                             "leaks too; its book root is _build/term_src, the chapters' is the repository")
+    parser.add_argument("--no-browser", action="store_true",
+                        help="only the checks of the files (markers; leaks with --edition term)")
     args = parser.parse_args(argv)
     args.html_dir = args.html_dir.resolve()
-    args.root = (args.root or args.html_dir.parent.parent).resolve()
+    book = args.html_dir.parent.parent   # _build/html -> the repository; _build/term/html -> _build
+    if args.edition == "term":
+        book = book.parent
+        args.root = (args.root or book / edition.TERM_SRC).resolve()
+        args.executed = (args.executed or args.root).resolve()   # the term pages keep their outputs
+    args.root = (args.root or book).resolve()
     args.executed = (args.executed or args.html_dir.parent / "jupyter_execute").resolve()
     args.screenshots = (args.screenshots or args.html_dir.parent / "screenshots").resolve()
 
@@ -228,17 +245,27 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.html_dir / "index.html").is_file():
         print(f"site check: no built site at {args.html_dir} (run `make book` first)", file=sys.stderr)
         return 1
-    if not Path(args.chromium).exists():
+    if not args.no_browser and not Path(args.chromium).exists():
         print(f"site check: no Chromium at {args.chromium} "
               "(apt-get install -y chromium chromium-driver)", file=sys.stderr)
         return 1
+
+    report = Report()
+    report.problems += site_leaks.marker_problems(args.html_dir)
+    if args.edition == "term":
+        report.problems += edition.term_problems(book.resolve(), args.html_dir)
+    if args.no_browser:
+        for problem in report.problems:
+            print(f"PROBLEM {problem}")
+        print(f"site check of the files of {args.html_dir} ({args.edition} edition): "
+              f"{len(report.problems)} problems in {time.monotonic() - start:.0f} s")
+        return 1 if report.problems else 0
     args.screenshots.mkdir(parents=True, exist_ok=True)
     for old in args.screenshots.glob("*.png"):
         old.unlink()
 
     from playwright.sync_api import sync_playwright
 
-    report = Report()
     pages = toc_pages(args.root, args.toc)
     colab_start = colab_prefix(args.root)
     server, origin = serve(args.html_dir)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from coursekit import check_site, site_checks
+from coursekit import check_site, site_checks, site_leaks
 
 ROOT = Path(__file__).resolve().parents[1]
 STATIC = ROOT / "book" / "_static"
@@ -159,3 +159,61 @@ def test_machine_paths_in_a_copy_of_a_page_are_problems(tmp_path):
     broken = page.replace("the FUNML_DATA folder", f"{ROOT}/data/mnist") + "<pre>/root/.cache/x</pre>"
     site_checks.check_machine_paths("p.html", broken, ROOT, report)
     assert len(report) >= 2 and str(ROOT) in report[0] and any("/root/.cache" in p for p in report)
+
+
+LATE_SCRIPT = """<p>A page that asks another host for a script five seconds after it loaded.</p>
+<script>setTimeout(() => { const s = document.createElement("script");
+  s.src = "http://cdn.example.com/late.js"; document.head.appendChild(s); }, 5000);</script>"""
+
+
+@needs_browser
+def test_a_script_injected_after_five_seconds_is_caught(site, browser):
+    # issue 21: the check closed each page before such a timer fired; now the page's clock is run ahead
+    context, tab, report, _ = open_fixture(site, browser, "late.html", LATE_SCRIPT)
+    tab.evaluate(check_site.INSPECT_JS)
+    check_site.watch_late_requests(context, tab)
+    context.close()
+    assert report == ["request to the network blocked: http://cdn.example.com/late.js"], report
+
+    context, tab, report, _ = open_fixture(site, browser, "early.html", "<p>no timers</p>")
+    check_site.watch_late_requests(context, tab)
+    context.close()
+    assert report == []
+
+
+def test_harness_markers_are_dropped_from_displayed_code_and_nothing_else():
+    import sys
+
+    from docutils import nodes
+    from docutils.utils import new_document
+
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    try:
+        import funml_site
+    finally:
+        sys.path.remove(str(ROOT / "book" / "_ext"))
+    code = ("# NBVAL_CHECK_OUTPUT\nimport math\n\n### BEGIN SOLUTION\ndef f(x):\n    ### begin solution\n"
+            "    return 2 * x  # twice\n    ### END SOLUTION\n### END SOLUTION\n"
+            "### BEGIN HIDDEN TESTS\nassert f(1) == 2  # NBVAL_IGNORE_OUTPUT\n### END HIDDEN TESTS")
+    doc = new_document("fixture")
+    cell = nodes.container(nb_element="cell_code_source")
+    cell += nodes.literal_block(code, code)
+    other = nodes.literal_block(code, code)   # a code block of a Markdown page: left alone
+    doc += [cell, other]
+    funml_site.strip_harness_markers(None, doc)
+    assert cell.astext() == "import math\n\ndef f(x):\n    return 2 * x  # twice\nassert f(1) == 2"
+    assert other.astext() == code
+    assert site_leaks.MARKER.search(code) and not site_leaks.MARKER.search(cell.astext())
+
+
+def test_marker_check_fails_on_a_page_that_shows_a_marker(tmp_path):
+    page = ('<div class="cell docutils container"><div class="cell_input docutils container">'
+            '<div class="highlight-ipython3 notranslate"><div class="highlight"><pre>'
+            '<span class="c1"># NBVAL_CHECK_OUTPUT</span>\n<span class="n">x</span> = 1</pre></div></div></div></div>'
+            '<p>Write your code between <code>### BEGIN SOLUTION</code> and its end marker.</p>')
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "ch.html").write_text(page, encoding="utf-8")
+    assert site_leaks.marker_problems(tmp_path) == [
+        "book/ch.html: harness marker shown in a code cell: '# NBVAL_CHECK_OUTPUT'"]
+    (tmp_path / "book" / "ch.html").write_text(page.replace("# NBVAL_CHECK_OUTPUT", "# a comment"))
+    assert site_leaks.marker_problems(tmp_path) == []   # prose may name the markers
