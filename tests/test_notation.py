@@ -70,7 +70,7 @@ USES = {
     r"$\boldsymbol{\Lambda}$": r"\\Lambda\b",
     r"$\beta$": r"\\beta\b",
     r"$k$": r"mean over \$k\$ codes|\$k\$ importance samples|as \$k\$ grows",
-    r"$\Phi$, $\Phi^{-1}$": r"\\Phi\b",
+    r"$\varphi$, $\Phi$, $\Phi^{-1}$": r"\\Phi\b|\\varphi\b",
 }
 
 
