@@ -15,13 +15,13 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor
 
-from funml_lib._validate import check_finite, check_positive, check_positive_int, check_seed, check_tensor
+from funml_lib._validate import check_finite, check_positive, check_positive_int, check_seed
 
 __all__ = [
     "GradientSamples", "reparameterized_gradient", "score_function_gradient", "square",
     "square_gradient", "square_gradient_variance", "spread_of_mean",
     "linear_gaussian_log_likelihood", "linear_gaussian_posterior", "linear_gaussian_elbo",
-    "gaussian_kl_full", "MonteCarloEstimate", "gaussian_kl_monte_carlo",
+    "gaussian_kl_full", "check_covariance", "MonteCarloEstimate", "gaussian_kl_monte_carlo",
 ]
 
 
@@ -42,6 +42,37 @@ def _check_mu_sigma(mu: float, sigma: float) -> tuple[float, float]:
     return float(mu), check_positive("sigma", sigma)
 
 
+def _check_f(f: object) -> Callable[[Tensor], Tensor]:
+    if not callable(f):
+        raise TypeError(f"f must be a function of a tensor z of shape (n,), got {type(f).__name__}")
+    return f
+
+
+def _values(f: Callable[[Tensor], Tensor], z: Tensor, differentiable: bool) -> Tensor:
+    """f(z), checked: a finite floating tensor of z's shape (n,), one value per sample.
+
+    A scalar (e.g. f = lambda t: (t * t).sum()) would be broadcast against every sample's score and give
+    a wrong gradient without an error, so it is refused like any other shape.
+    """
+    out = f(z)
+    n = z.shape[0]
+    if not isinstance(out, Tensor):
+        raise TypeError(f"f must return a tensor of shape (n,) = ({n},), one value per sample of z, "
+                        f"got {type(out).__name__}")
+    if tuple(out.shape) != (n,):
+        hint = " (a scalar: did f sum or average over the samples?)" if out.dim() == 0 else ""
+        raise ValueError(f"f must return one value per sample, a tensor of shape (n,) = ({n},), "
+                         f"got shape {tuple(out.shape)}{hint}")
+    if not out.is_floating_point():
+        raise TypeError(f"f must return floating-point values, got dtype {out.dtype}")
+    if not bool(torch.isfinite(out).all()):
+        raise ValueError("f returned NaN or infinite values; f(z) must be finite for every sample z")
+    if differentiable and not out.requires_grad:
+        raise ValueError("f must be differentiable with torch operations: its result has no gradient "
+                         "path back to z (was it computed with numpy, .item() or .detach()?)")
+    return out
+
+
 def _noise(n_samples: int, seed: int) -> Tensor:
     check_positive_int("n_samples", n_samples)
     gen = torch.Generator().manual_seed(check_seed("seed", seed))
@@ -55,6 +86,7 @@ def reparameterized_gradient(f: Callable[[Tensor], Tensor], mu: float, sigma: fl
     f: differentiable, maps a float64 tensor (n,) to (n,) elementwise. Returns two (n_samples,) tensors.
     z = mu + sigma * eps, eps ~ N(0, 1), so d f(z)/d mu = f'(z) and d f(z)/d sigma = f'(z) * eps.
     """
+    _check_f(f)
     mu, sigma = _check_mu_sigma(mu, sigma)
     eps = _noise(n_samples, seed)
     # One copy of (mu, sigma) per sample: the gradient of the summed objective with respect to
@@ -62,7 +94,7 @@ def reparameterized_gradient(f: Callable[[Tensor], Tensor], mu: float, sigma: fl
     mu_ = torch.full_like(eps, mu, requires_grad=True)
     sigma_ = torch.full_like(eps, sigma, requires_grad=True)
     z = mu_ + sigma_ * eps
-    f(z).sum().backward()
+    _values(f, z, differentiable=True).sum().backward()
     return GradientSamples(mu_.grad.detach(), sigma_.grad.detach())
 
 
@@ -74,6 +106,7 @@ def score_function_gradient(f: Callable[[Tensor], Tensor], mu: float, sigma: flo
     grad E[f(z)] = E[f(z) * grad log N(z; mu, sigma^2)], i.e. f(z) * eps / sigma for mu and
     f(z) * (eps^2 - 1) / sigma for sigma.
     """
+    _check_f(f)
     mu, sigma = _check_mu_sigma(mu, sigma)
     eps = _noise(n_samples, seed)
     mu_ = torch.full_like(eps, mu, requires_grad=True)
@@ -81,7 +114,7 @@ def score_function_gradient(f: Callable[[Tensor], Tensor], mu: float, sigma: flo
     # The sample is drawn without a path back to (mu, sigma); only log q carries the gradient.
     z = (mu + sigma * eps).detach()
     log_q = torch.distributions.Normal(mu_, sigma_).log_prob(z)
-    (f(z).detach() * log_q).sum().backward()
+    (_values(f, z, differentiable=False).detach() * log_q).sum().backward()
     return GradientSamples(mu_.grad.detach(), sigma_.grad.detach())
 
 
@@ -115,7 +148,7 @@ def spread_of_mean(samples: Tensor, n: int) -> float:
     samples: (M,) per-sample estimates with M >= 2 n. The M // n blocks of n consecutive samples
     give M // n independent means; their standard deviation shrinks like 1 / sqrt(n).
     """
-    check_tensor("samples", samples)
+    check_finite("samples", samples)
     if samples.dim() != 1:
         raise ValueError(f"samples must be one-dimensional (M,), got shape {tuple(samples.shape)}")
     check_positive_int("n", n)
@@ -167,14 +200,43 @@ def linear_gaussian_posterior(x: Tensor, W: Tensor, b: Tensor, s: float) -> tupl
     return mean, cov
 
 
-def _check_q(q_mean: Tensor, q_cov: Tensor, N: int, K: int) -> Tensor:
-    check_finite("q_mean", q_mean)
-    check_finite("q_cov", q_cov)
+def _check_q(q_mean: Tensor, q_cov: Tensor, N: int, K: int,
+             names: tuple[str, str] = ("q_mean", "q_cov")) -> Tensor:
+    mean_name, cov_name = names
+    check_finite(mean_name, q_mean)
+    check_finite(cov_name, q_cov)
     if q_mean.shape != (N, K):
-        raise ValueError(f"q_mean must have shape (N, K) = ({N}, {K}), got {tuple(q_mean.shape)}")
+        raise ValueError(f"{mean_name} must have shape (N, K) = ({N}, {K}), got {tuple(q_mean.shape)}")
     if q_cov.shape not in ((K, K), (N, K, K)):
-        raise ValueError(f"q_cov must have shape (K, K) or (N, K, K) with K = {K}, got {tuple(q_cov.shape)}")
+        raise ValueError(f"{cov_name} must have shape (K, K) or (N, K, K) with K = {K}, "
+                         f"got {tuple(q_cov.shape)}")
+    check_covariance(cov_name, q_cov)
     return q_cov.expand(N, K, K)
+
+
+def check_covariance(name: str, cov: Tensor) -> Tensor:
+    """Return `cov` if it is a finite, symmetric, positive-definite (K, K) or (N, K, K) matrix.
+
+    Symmetry is checked to a relative tolerance of 1e-6 (1e-4 in float32) of the largest entry;
+    definiteness by a Cholesky factorization, the one the KL and the sampling then use.
+    """
+    check_finite(name, cov)
+    if not cov.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {cov.dtype}")
+    if cov.dim() not in (2, 3) or cov.shape[-1] != cov.shape[-2]:
+        raise ValueError(f"{name} must be a square matrix (K, K) or a stack (N, K, K), got {tuple(cov.shape)}")
+    scale = float(cov.abs().max()) if cov.numel() else 0.0
+    tol = (1e-4 if cov.dtype in (torch.float32, torch.float16, torch.bfloat16) else 1e-6) * max(scale, 1e-30)
+    asym = float((cov - cov.transpose(-1, -2)).abs().max()) if cov.numel() else 0.0
+    if asym > tol:
+        raise ValueError(f"{name} must be symmetric (a covariance), but it differs from its transpose by "
+                         f"up to {asym:.3g}")
+    info = torch.linalg.cholesky_ex(cov).info
+    if bool((info != 0).any()):
+        low = float(torch.linalg.eigvalsh(cov).min())
+        raise ValueError(f"{name} must be positive definite (every eigenvalue > 0), got smallest "
+                         f"eigenvalue {low:.3g}")
+    return cov
 
 
 def linear_gaussian_elbo(x: Tensor, W: Tensor, b: Tensor, s: float, q_mean: Tensor, q_cov: Tensor,
@@ -218,8 +280,8 @@ def gaussian_kl_full(mean_q: Tensor, cov_q: Tensor, mean_p: Tensor, cov_p: Tenso
         raise ValueError(f"mean_q and mean_p must both have shape (N, K), got {tuple(mean_q.shape)} "
                          f"and {tuple(mean_p.shape)}")
     N, K = mean_q.shape
-    cov_q = _check_q(mean_q, cov_q, N, K)
-    cov_p = _check_q(mean_p, cov_p, N, K)
+    cov_q = _check_q(mean_q, cov_q, N, K, ("mean_q", "cov_q"))
+    cov_p = _check_q(mean_p, cov_p, N, K, ("mean_p", "cov_p"))
     chol_p = torch.linalg.cholesky(cov_p)
     trace = torch.cholesky_solve(cov_q, chol_p).diagonal(dim1=-2, dim2=-1).sum(-1)
     diff = (mean_p - mean_q).unsqueeze(-1)

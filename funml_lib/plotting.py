@@ -7,6 +7,7 @@ assign the result (`fig = show_images(x)`): a returned Figure on the last line i
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -153,6 +154,8 @@ def plot_latent_scatter(z: Tensor, y: Tensor, title: str | None = None, ax: Axes
         raise ValueError(f"y must have shape (N,) = ({z.shape[0]},) to match z, got {tuple(y.shape)}")
     _check_title(title)
     z = check_finite("z", z.detach().float().cpu())
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:  # .long() would truncate 2.7 to 2
+        raise TypeError(f"y must be an integer tensor of digit labels in 0..9, got dtype {y.dtype}")
     y = y.detach().cpu().long()
     if bool(((y < 0) | (y > 9)).any()):
         raise ValueError(f"y must hold digit labels in 0..9, got values in [{int(y.min())}, {int(y.max())}]")
@@ -230,6 +233,10 @@ def plot_history(history: Mapping[str, Sequence[float]], keys: Sequence[str] | N
     fig, ax = _axes(ax, (6.0, 4.0))
     for k in keys:
         values = [float(v) for v in history[k]]
+        bad = [i + 1 for i, v in enumerate(values) if not math.isfinite(v)]
+        if bad:  # a NaN would be a silent gap in the curve
+            raise ValueError(f"history[{k!r}] must hold finite numbers, got NaN or infinity at epoch(s) "
+                             f"{', '.join(map(str, bad[:5]))} (did training diverge? try a smaller lr)")
         ax.plot(range(1, len(values) + 1), values, marker="o" if len(values) <= 30 else None,
                 markersize=3, label=k)
     ax.set_xlabel("epoch")

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from funml_lib._validate import (check_images, check_nonnegative, check_positive, check_positive_int,
-                                 check_rows, check_seed, check_tensor)
+                                 check_seed, check_tensor)
 from funml_lib.metrics import evaluating, reconstruction_mse
 
 PIXELS, SIDE = 784, 28
@@ -124,7 +124,7 @@ def linear_dae_optimum(x: Tensor, sigma: float) -> tuple[Tensor, Tensor]:
     M shrinks the data's principal direction with variance lambda by lambda / (lambda + sigma^2).
     sigma = 0 gives M = Sigma Sigma^+ (the identity on the data's span). Returns float32 on x's device.
     """
-    x = check_rows("x", x, features=None)
+    x = check_images("x", x, features=None)  # one NaN would make every entry of M NaN
     sigma = check_nonnegative("sigma", sigma)
     xd = x.detach().cpu().double()             # float64 on the CPU: MPS has no float64
     mu = xd.mean(0)
@@ -167,6 +167,10 @@ def linear_probe(z_train: Tensor, y_train: Tensor, z_test: Tensor, y_test: Tenso
                          f"got {z_test.shape[1]}")
     y_train = _check_labels("y_train", y_train, z_train.shape[0]).to(z_train.device)
     y_test = _check_labels("y_test", y_test, z_test.shape[0]).to(z_test.device)
+    classes = y_train.unique()
+    if len(classes) < 2:  # one class: every prediction is right, and 100 % would mean nothing
+        raise ValueError(f"y_train must hold at least two classes for a classifier to be tested, got only "
+                         f"class {int(classes[0])} in all {len(y_train)} rows")
     steps = check_positive_int("steps", steps)
     lr = check_positive("lr", lr)
     weight_decay = check_nonnegative("weight_decay", weight_decay)

@@ -242,3 +242,49 @@ def test_every_seeded_estimator_checks_its_seed(model):
     with pytest.raises(TypeError, match=seed_error + "float$"):
         gaussian_kl_monte_carlo(torch.zeros(2, 3), torch.zeros(2, 3), seed=0.5)
     assert gaussian_kl_monte_carlo(torch.zeros(2, 3), torch.zeros(2, 3), seed=2**64 - 1).mean.shape == (2,)
+
+
+# ---------------------------------------------------------------- what the functions are given (issue 21)
+def test_f_must_return_one_value_per_sample():
+    from funml_lib.estimators import reparameterized_gradient, score_function_gradient
+
+    for estimator in (reparameterized_gradient, score_function_gradient):
+        with pytest.raises(ValueError) as err:  # a scalar would be broadcast into a wrong gradient
+            estimator(lambda t: (t * t).sum(), 1.0, 1.0, 8)
+        assert str(err.value) == ("f must return one value per sample, a tensor of shape (n,) = (8,), "
+                                  "got shape () (a scalar: did f sum or average over the samples?)")
+        with pytest.raises(ValueError, match=r"got shape \(8, 2\)$"):
+            estimator(lambda t: torch.stack([t, t], 1), 1.0, 1.0, 8)
+        with pytest.raises(TypeError, match="f must return a tensor of shape \\(n,\\) = \\(8,\\), one value "
+                                            "per sample of z, got float"):
+            estimator(lambda t: 1.0, 1.0, 1.0, 8)
+        with pytest.raises(ValueError, match="f returned NaN or infinite values"):
+            estimator(lambda t: t.log(), -5.0, 1.0, 8)
+        with pytest.raises(TypeError, match="f must be a function of a tensor z of shape \\(n,\\), got int"):
+            estimator(3, 1.0, 1.0, 8)
+    with pytest.raises(ValueError, match="f must be differentiable with torch operations"):
+        reparameterized_gradient(lambda t: t.detach() ** 2, 1.0, 1.0, 8)
+    # the reference function still gives the exact mean gradient 2 mu = 2
+    grads = score_function_gradient(lambda t: t * t, 1.0, 1.0, 200_000)
+    assert float(grads.d_mu.mean()) == pytest.approx(2.0, abs=0.05)
+
+
+def test_gaussian_kl_full_needs_symmetric_positive_definite_covariances():
+    from funml_lib.estimators import check_covariance, gaussian_kl_full
+
+    m = torch.zeros(1, 2, dtype=torch.float64)
+    eye = torch.eye(2, dtype=torch.float64)
+    with pytest.raises(ValueError) as err:  # the issue's case: KL = -2 without an error before
+        gaussian_kl_full(m, -eye, m, eye)
+    assert str(err.value) == ("cov_q must be positive definite (every eigenvalue > 0), got smallest "
+                              "eigenvalue -1")
+    with pytest.raises(ValueError, match="cov_p must be symmetric \\(a covariance\\), but it differs from "
+                                         "its transpose by up to 0.5"):
+        gaussian_kl_full(m, eye, m, torch.tensor([[1.0, 0.5], [0.0, 1.0]], dtype=torch.float64))
+    with pytest.raises(ValueError, match="cov_p contains NaN; every entry must be finite"):
+        gaussian_kl_full(m, eye, m, torch.full((2, 2), float("nan"), dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"cov_p must have shape \(K, K\) or \(N, K, K\) with K = 2"):
+        gaussian_kl_full(m, eye, m, torch.eye(3, dtype=torch.float64))
+    assert float(gaussian_kl_full(m, eye, m, eye)[0]) == 0.0  # KL of a distribution to itself
+    with pytest.raises(ValueError, match="smallest eigenvalue 0$"):
+        check_covariance("S", torch.zeros(2, 2))  # singular: semi-definite is not enough

@@ -171,3 +171,15 @@ def test_given_axes_are_used():
     assert len(axes[0].images) == 1 and len(axes[1].get_lines()) == 2
     with pytest.raises(TypeError, match="^ax must be None or a matplotlib Axes, got str$"):
         plot_history({"loss": [1.0]}, ax="left")
+
+
+def test_labels_and_histories_are_checked_not_truncated_or_gapped():
+    from funml_lib.plotting import plot_history, plot_latent_scatter
+
+    with pytest.raises(TypeError, match="y must be an integer tensor of digit labels in 0..9, got dtype "
+                                        "torch.float32"):
+        plot_latent_scatter(torch.zeros(3, 2), torch.tensor([0.0, 2.7, 9.0]))
+    with pytest.raises(ValueError) as err:
+        plot_history({"loss": [1.0, float("nan"), 0.5, float("inf")]})
+    assert str(err.value) == ("history['loss'] must hold finite numbers, got NaN or infinity at epoch(s) "
+                              "2, 4 (did training diverge? try a smaller lr)")

@@ -181,3 +181,24 @@ def test_linear_probe_restores_the_thread_count():
     z, y = _digits(10)[:, :3], torch.arange(10) % 2
     linear_probe(z, y, z, y, steps=2)
     assert torch.get_num_threads() == threads
+
+
+def test_linear_probe_needs_two_classes_and_finite_features():
+    z = torch.randn(6, 3)
+    with pytest.raises(ValueError) as err:
+        linear_probe(z, torch.full((6,), 3), z, torch.full((6,), 3))
+    assert str(err.value) == ("y_train must hold at least two classes for a classifier to be tested, got "
+                              "only class 3 in all 6 rows")
+    bad = z.clone()
+    bad[2, 1] = float("nan")
+    with pytest.raises(ValueError, match="z_test contains NaN; every entry must be finite"):
+        linear_probe(z, torch.arange(6) % 2, bad, torch.arange(6) % 2)
+    with pytest.raises(ValueError, match=r"y_test must be an integer tensor of shape \(6,\)"):
+        linear_probe(z, torch.arange(6) % 2, z, torch.arange(5) % 2)
+
+
+def test_linear_dae_optimum_refuses_nan_data():
+    x = torch.rand(5, 4)
+    x[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="^x contains NaN; every entry must be finite$"):
+        linear_dae_optimum(x, 0.5)
