@@ -30,9 +30,35 @@ test: venv
 # Explorers precompute their frames; the executed notebooks keep the widget state, so the sliders
 # work on the built pages without a kernel (FUNML_STATIC=1 would leave only the static figures).
 # CI=1: no progress bars in the pages (funml_lib.train draws none under CI, as in every CI log).
+# EDITION=term: the term edition for a graded class (no solution, answer code or hidden test; launch
+# buttons on the branch of the student notebooks), built from the full build's executed notebooks into
+# _build/term/html without executing anything again (coursekit/edition.py). EDITION=full is the default.
+EDITION ?= full
+ifeq ($(EDITION),term)
+book: book-term
+else ifneq ($(EDITION),full)
+book:
+	@echo "EDITION must be full or term, got '$(EDITION)'"; exit 2
+else
 book: venv assets
 	env -u FUNML_STATIC CI=1 FUNML_CLAIMS=strict OMP_NUM_THREADS=$(NB_THREADS) $(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "HTML: $(CURDIR)/_build/html/index.html"
+endif
+
+# The full build, run first when a page or the configuration is newer than the last one this rule ran
+# (coursekit.edition also refuses executed notebooks whose cells differ from the chapters').
+_build/.full-edition: $(wildcard book/*.ipynb book/*.md book/*.bib) _config.yml _toc.yml
+	$(MAKE) book EDITION=full
+	touch $@
+
+.PHONY: book-term publish-term check-site-term
+book-term: venv _build/.full-edition
+	$(BIN)/python -m coursekit.edition build
+	@echo "HTML (term edition): $(CURDIR)/_build/term/html/index.html"
+
+# The student notebooks onto the local branch `term` (what the term edition's buttons open); push it.
+publish-term: venv
+	$(BIN)/python -m coursekit.edition publish
 
 # Every chapter again at its defaults with seed 1, claims strict, in the environment's data regime
 # (CI runs it without FUNML_DATA: the offline digits; `make book` covers seed 0 with the real test split).
@@ -67,6 +93,11 @@ autograde: venv
 check-site: venv chromium assets
 	$(BIN)/python -m coursekit.check_site _build/html
 	FUNML_REQUIRE_HTML=1 $(BIN)/python -m pytest -q tests/test_colab.py -k html
+
+# The term edition's site in Chromium, and every file of it and of the published branch searched for
+# the chapters' solutions, answer code and hidden tests (NO_BROWSER=1: only the leak scan).
+check-site-term: venv chromium assets
+	$(BIN)/python -m coursekit.check_site _build/term/html --edition term $(if $(NO_BROWSER),--no-browser)
 
 # MathJax, RequireJS and the widget manager are served from the site itself (offline readers, offline CI).
 VENDOR_STAMP := book/_static/vendor/.installed
