@@ -344,7 +344,11 @@ def publish(root: Path, branch: str = BRANCH) -> str:
         print(f"{branch}: already up to date ({parent[:10]})")
         return parent
     message = f"Student notebooks of the term edition, from {_git(root, 'rev-parse', '--short', 'HEAD')}"
-    commit = _git(root, "commit-tree", tree, *(["-p", parent] if parent else []), "-m", message)
+    # A CI machine may have no git identity; the commit is then signed by the tool itself.
+    who = {} if subprocess.run(["git", "-C", str(root), "config", "user.email"], capture_output=True).stdout.strip() \
+        else {f"GIT_{role}_{key}": value for role in ("AUTHOR", "COMMITTER")
+              for key, value in (("NAME", "coursekit.edition"), ("EMAIL", "coursekit@localhost"))}
+    commit = _git(root, "commit-tree", tree, *(["-p", parent] if parent else []), "-m", message, env=who)
     _git(root, "update-ref", "-m", "coursekit.edition publish", ref, commit, parent or "0" * 40)
     print(f"{branch}: {commit[:10]} with {len(files)} files; push it with `git push origin {branch}`")
     return commit
