@@ -45,14 +45,14 @@ book: venv assets
 	@echo "HTML: $(CURDIR)/_build/html/index.html"
 endif
 
-# The full build, run first when a page or the configuration is newer than the last one this rule ran
-# (coursekit.edition also refuses executed notebooks whose cells differ from the chapters').
-_build/.full-edition: $(wildcard book/*.ipynb book/*.md book/*.bib) _config.yml _toc.yml
+# The full build, run first when a page or the configuration is newer than the full site's search
+# index, which every full build rewrites (coursekit.edition also refuses executed notebooks whose
+# cells differ from the chapters').
+_build/html/searchindex.js: $(wildcard book/*.ipynb book/*.md book/*.bib) _config.yml _toc.yml
 	$(MAKE) book EDITION=full
-	touch $@
 
 .PHONY: book-term publish-term check-site-term
-book-term: venv _build/.full-edition
+book-term: venv _build/html/searchindex.js
 	$(BIN)/python -m coursekit.edition build
 	@echo "HTML (term edition): $(CURDIR)/_build/term/html/index.html"
 
