@@ -2,13 +2,16 @@
 
 `atomic_write(path, write)` lets `write` fill a temporary file in the same folder, flushes and
 fsyncs it, optionally checks it, and renames it over `path` (`os.replace`: atomic on one file
-system; a symbolic link at `path` is replaced itself, never written through). On any failure the
+system; a symbolic link at `path` is replaced itself, never written through). An existing file keeps
+its permissions, and one that open() could not write (read-only) is refused with a PermissionError
+naming it. On any failure the
 temporary file is deleted and `path` keeps its old content. Temporary files are named
 `.<name>.<pid>.<random>.tmp`, so one left by a process that was killed (no cleanup can run then)
 is recognised and removed by the next write to the same path.
 """
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -47,6 +50,17 @@ def _file_mode(path: Path) -> int:
     return 0o666 & ~umask  # what open() would have given a new file
 
 
+def _check_writable(path: Path) -> None:
+    """Refuse to replace an existing file that open(path, "w") would refuse (e.g. one made read-only).
+
+    A rename needs only the folder's permission, so without this check a file its owner protected with
+    chmod a-w would be replaced without a word, losing what it held.
+    """
+    if path.is_file() and not path.is_symlink() and not os.access(path, os.W_OK):
+        raise PermissionError(errno.EACCES, f"{path} is read-only, so it is not replaced (as open() would "
+                              "refuse to write it); make it writable or choose another file", str(path))
+
+
 def _fsync_folder(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -69,6 +83,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None],
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _check_writable(path)
     remove_stale_temporaries(path)
     mode = _file_mode(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",

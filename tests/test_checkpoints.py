@@ -276,3 +276,19 @@ def test_a_save_killed_mid_write_leaves_the_old_checkpoint_loadable(good, monkey
     save_checkpoint(model(2), path)  # the next save clears what the killed one left
     assert sorted(p.name for p in path.parent.iterdir()) == ["ckpt.pt"]
     assert same_weights(load_checkpoint(model(1), path), model(2))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+def test_a_read_only_checkpoint_is_refused_like_open_refuses_it(good, monkeypatch):
+    path, content = good
+    path.chmod(0o444)
+    if os.geteuid() == 0:  # root may write anything, with open() too: act as the user the check protects
+        monkeypatch.setattr(os, "access", lambda p, mode, **kw: not (mode & os.W_OK and Path(p) == path))
+    with pytest.raises(PermissionError) as err:
+        save_checkpoint(model(5), path)
+    assert str(err.value) == (f"[Errno 13] could not save the checkpoint {str(path)!r} ({path} is read-only, "
+                              "so it is not replaced (as open() would refuse to write it); make it writable "
+                              "or choose another file); the previous file, if any, is unchanged")
+    assert path.stat().st_mode & 0o777 == 0o444
+    path.chmod(0o644)
+    assert_untouched(path, content)
