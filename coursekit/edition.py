@@ -91,7 +91,7 @@ def prune_widget_state(nb: nbformat.NotebookNode) -> None:
     models = state["state"]
     edges: dict[str, set[str]] = {k: set() for k in models}
     for key, model in models.items():
-        for ref in re.findall(r"IPY_MODEL_([0-9a-f]+)", json.dumps(model)):
+        for ref in re.findall(r"IPY_MODEL_([\w-]+)", json.dumps(model)):
             if ref in edges:
                 edges[key].add(ref)
                 edges[ref].add(key)

@@ -245,3 +245,26 @@ def test_term_check_fails_on_a_leaky_site_or_branch_and_passes_a_clean_pair(book
     _git(book, "update-ref", "refs/heads/wrong", commit)
     problems = edition.term_problems(book, html, "wrong")
     assert problems and all(p.startswith("wrong:ch.ipynb: ") for p in problems), problems
+
+
+def test_widgets_of_a_dropped_solution_cell_leave_the_saved_state():
+    # a public explorer (a box, its image, a jslink to a slider) and a widget the solution displayed
+    view = "application/vnd.jupyter.widget-view+json"
+    state = {
+        "box": {"model_name": "VBoxModel", "state": {"children": ["IPY_MODEL_img", "IPY_MODEL_slider"]}},
+        "img": {"model_name": "ImageModel", "state": {"description": "public frame"}},
+        "slider": {"model_name": "IntSliderModel", "state": {}},
+        "link": {"model_name": "LinkModel", "state": {"source": ["IPY_MODEL_slider", "value"],
+                                                      "target": ["IPY_MODEL_img", "value"]}},
+        "secret": {"model_name": "LabelModel", "state": {"value": "QUOKKA caption of the solution"}},
+    }
+    nb = chapter()
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": state}}
+    run = executed(chapter())
+    run.metadata = nb.metadata
+    run.cells[1].outputs.append(new_output("display_data", data={view: {"model_id": "box"}}))
+    run.cells[6].outputs = [new_output("display_data", data={view: {"model_id": "secret"}})]
+    term = edition.term_notebook(nb, run, "book/ch.ipynb")
+    kept = term.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    assert sorted(kept) == ["box", "img", "link", "slider"]
+    assert_no_marker(json.dumps(term))
