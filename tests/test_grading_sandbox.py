@@ -184,3 +184,36 @@ def test_malformed_reply_is_a_failure_with_a_reason():
     r = run("", "def main(code, payload):\n    return 'x' * 5000", {},
             limits=Limits(wall_s=20, cpu_s=10, memory_mb=512, result_bytes=1000))
     assert not r.ok and r.reason == "the reply was larger than 1000 bytes"
+
+
+def _wait_for(condition, seconds: float = 20.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@isolated
+def test_killing_the_grader_kills_the_sandbox(tmp_path):
+    """A batch that kills a job (its process group) must not leave the job's sandbox running."""
+    import subprocess
+    import sys
+
+    marker = "1002.%d" % os.getpid()
+    script = tmp_path / "grader.py"
+    script.write_text("from coursekit.grading.sandbox import run, Limits\n"
+                      "run(\"import os\\nos.execv('/bin/sleep', ['sleep', %r])\", "
+                      "'def main(code, payload):\\n    exec(code, {})\\n', {}, limits=Limits(wall_s=300))\n"
+                      % marker)
+    grader = subprocess.Popen([sys.executable, str(script)], cwd=PROJECT_ROOT,
+                              env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+    try:
+        assert _wait_for(lambda: _processes_with(marker) != [])
+    finally:
+        grader.kill()
+        grader.wait()
+    assert _wait_for(lambda: _processes_with(marker) == [], 10.0)

@@ -312,7 +312,9 @@ def run(code: str, harness: str, payload: Any, *, limits: Limits, allow_library:
             script = script.replace("$SANDBOX_UID", "0")
             prefix = ["unshare", "--user", "--map-root-user", "--mount", "--net", "--pid", "--fork",
                       "--kill-child", "--mount-proc"]
-        script += "\nexec " + " ".join(shlex.quote(a) for a in [*drop, *inner])
+        # not exec: the shell (root, PID 1 inside) keeps the parent-death signal that unshare gave it,
+        # which a change of user would clear; when it dies, every process in the namespace dies
+        script += "\n" + " ".join(shlex.quote(a) for a in [*drop, *inner])
         cmd = [*prefix, "/bin/sh", "-c", script]
         cwd = "/"
     else:
@@ -326,7 +328,7 @@ def run(code: str, harness: str, payload: Any, *, limits: Limits, allow_library:
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 cwd=cwd, env=run_env, start_new_session=True,
-                                pass_fds=(write_fd,))
+                                pass_fds=(write_fd,), preexec_fn=_die_with_parent)
     except OSError as err:
         os.close(read_fd)
         os.close(write_fd)
@@ -369,6 +371,15 @@ def run(code: str, harness: str, payload: Any, *, limits: Limits, allow_library:
         killed = f"stopped after the CPU limit of {limits.cpu_s:g} s"
     result.reason, result.ok, result.value = _reply(res, killed, proc.returncode, result.stderr, limits)
     return result
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when the grader dies (a batch that kills a job's process
+    group does not reach this new session otherwise); the namespace then goes with it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _child_of(pid: int) -> int | None:
