@@ -13,7 +13,7 @@ export PYTHONHASHSEED := 0
 # same bit for bit. Override with `make book NB_THREADS=2`.
 NB_THREADS ?= 1
 
-.PHONY: venv test book bench homework check-site clean assets chromium gpu-check
+.PHONY: venv test book chapter bench bench-rebuild homework check-site clean assets chromium gpu-check
 
 venv: $(STAMP)
 
@@ -30,6 +30,9 @@ test: venv
 # Explorers precompute their frames; the executed notebooks keep the widget state, so the sliders
 # work on the built pages without a kernel (FUNML_STATIC=1 would leave only the static figures).
 # CI=1: no progress bars in the pages (funml_lib.train draws none under CI, as in every CI log).
+# A chapter is executed again only when its run key changed (coursekit/build_cache.py): a prose
+# edit rebuilds in seconds, never from stale outputs. FORCE=1 executes every chapter.
+BOOK_ENV := env -u FUNML_STATIC CI=1 FUNML_CLAIMS=strict OMP_NUM_THREADS=$(NB_THREADS)
 # EDITION=term: the term edition for a graded class (no solution, answer code or hidden test; launch
 # buttons on the branch of the student notebooks), built from the full build's executed notebooks into
 # _build/term/html without executing anything again (coursekit/edition.py). EDITION=full is the default.
@@ -41,7 +44,10 @@ book:
 	@echo "EDITION must be full or term, got '$(EDITION)'"; exit 2
 else
 book: venv assets
-	env -u FUNML_STATIC CI=1 FUNML_CLAIMS=strict OMP_NUM_THREADS=$(NB_THREADS) $(BIN)/jupyter-book build . -W -n --keep-going
+	$(if $(FORCE),$(BIN)/python -m coursekit.build_cache clear)
+	$(BOOK_ENV) $(BIN)/python -m coursekit.build_cache prepare
+	$(BOOK_ENV) $(BIN)/jupyter-book build . -W -n --keep-going
+	$(BOOK_ENV) $(BIN)/python -m coursekit.build_cache record
 	@echo "HTML: $(CURDIR)/_build/html/index.html"
 endif
 
@@ -60,6 +66,13 @@ book-term: venv _build/html/searchindex.js
 publish-term: venv
 	$(BIN)/python -m coursekit.edition publish
 
+# One chapter for an author at work, e.g. `make chapter NB=02`: executes it when its run key changed
+# and builds that page alone into _build/chapter/ (the whole book stays as it was).
+chapter: venv assets
+	@test -n "$(NB)" || { echo "usage: make chapter NB=02 (the chapter's number)"; exit 2; }
+	$(BOOK_ENV) $(BIN)/python -m coursekit.build_cache prepare
+	$(BOOK_ENV) $(BIN)/python -m coursekit.build_cache chapter $(NB)
+
 # Every chapter again at its defaults with seed 1, claims strict, in the environment's data regime
 # (CI runs it without FUNML_DATA: the offline digits; `make book` covers seed 0 with the real test split).
 .PHONY: claims
@@ -68,6 +81,10 @@ claims: venv
 
 bench: venv
 	$(BIN)/python benchmarks/train_throughput.py
+
+# Cold `make book FORCE=1` against `make book` after a prose-only edit, in one run; prints the ratio.
+bench-rebuild: venv assets
+	$(BIN)/python benchmarks/rebuild.py
 
 # On a CUDA machine: the cuda-marked tests, chapters 02 and 05 with device=cuda, the benchmark; one summary.
 # Fails at once (exit 2) without a CUDA device. Dry run on a CPU: .venv/bin/python -m coursekit.gpu_check --device cpu --tiny
