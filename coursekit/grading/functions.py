@@ -156,20 +156,21 @@ _req = _T.requires_grad.__get__
 _equal, _grad, _tensor, _frombuffer = torch.equal, torch.autograd.grad, torch.tensor, _np.frombuffer
 _f64, _f32 = torch.float64, torch.float32
 _isinstance, _type, _str, _len = isinstance, type, str, len
+_b64d, _b64e, _empty = base64.b64decode, base64.b64encode, torch.empty
 
 def _enc(t):
     # float32 results travel as float32 (exact, half the size); everything else as float64
     small = _dtype(t) == _f32
     a = _numpy(_contig(_cpu(_to(_detach(t), _f32 if small else _f64))))
     return {"t": "tensor", "shape": [int(s) for s in a.shape], "dt": "f4" if small else "f8",
-            "b64": base64.b64encode(a.tobytes()).decode()}
+            "b64": _b64e(a.tobytes()).decode()}
 
 def _dec(d, grad=False):
     if d["t"] == "float":
         return d["v"]
     if d["t"] == "meta":
-        return torch.empty(*d["shape"], device="meta")
-    a = _frombuffer(base64.b64decode(d["b64"]), dtype="<f4" if d.get("dt") == "f4" else "<f8")
+        return _empty(*d["shape"], device="meta")
+    a = _frombuffer(_b64d(d["b64"]), dtype="<f4" if d.get("dt") == "f4" else "<f8")
     a = a.reshape(d["shape"])
     return _tensor(a.copy(), dtype=_f32, requires_grad=grad)
 

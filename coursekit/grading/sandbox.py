@@ -101,17 +101,16 @@ class SandboxResult:
 # files, runs the harness and writes one JSON reply on the private descriptor.
 BOOTSTRAP = r"""
 import json, os, resource, sys
+_dumps, _write, _exit, _flush = json.dumps, os.write, os._exit, (sys.stdout.flush, sys.stderr.flush)
 _fd = int(sys.argv[1])
 _req = json.loads(sys.stdin.buffer.read().decode("utf-8"))
-_null = os.open(os.devnull, os.O_RDONLY)
-os.dup2(_null, 0)
+os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
 for _name, _value in _req["rlimits"].items():
     _res = getattr(resource, _name)
     _soft, _hard = resource.getrlimit(_res)
     _value = _value if _hard == resource.RLIM_INFINITY else min(_value, _hard)
     resource.setrlimit(_res, (_value, _value))
 sys.path.extend(_req["site"])
-_out = os.fdopen(_fd, "wb", closefd=True)
 _scope = {"__name__": "__harness__"}
 try:
     exec(compile(_req["harness"], "<harness>", "exec"), _scope)
@@ -119,14 +118,18 @@ try:
 except BaseException as _err:
     _reply = {"ok": False, "error": (type(_err).__name__ + ": " + str(_err))[:2000]}
 try:
-    _data = json.dumps(_reply).encode("utf-8")
+    _data = _dumps(_reply).encode("utf-8")
 except Exception as _err:
-    _data = json.dumps({"ok": False, "error": "reply not JSON: " + str(_err)[:500]}).encode()
-_out.write(_data)
-_out.flush()
-sys.stdout.flush()
-sys.stderr.flush()
-os._exit(0)
+    _data = _dumps({"ok": False, "error": "reply not JSON: " + str(_err)[:500]}).encode()
+for _f in _flush:
+    try:
+        _f()
+    except Exception:
+        pass
+_view = memoryview(_data)
+while _view:
+    _view = _view[_write(_fd, _view):]
+_exit(0)
 """
 
 _MODE: str | None = None
