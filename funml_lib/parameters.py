@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from numbers import Integral, Real
+from typing import Callable
 
 from funml_lib._validate import env_flag
 
@@ -108,10 +109,62 @@ def check_parameter(name: str, value: object) -> None:
     _check_number(name, value, kind, tuple(bounds))
 
 
-def check_parameters(**params: object) -> None:
-    """Check every parameter of a chapter against its allowed range (see RANGES)."""
+# Combinations that pass every range but cannot work, refused before any data is loaded. Each rule:
+# (chapters it applies to (None: any chapter that has the names), the names it needs, the test that
+# must hold, the message; the message names the parameter and the allowed values).
+Rule = tuple[frozenset[int] | None, tuple[str, ...], Callable[..., bool], Callable[..., str]]
+RULES: list[Rule] = [
+    (None, ("n_labels", "n_train"), lambda n_labels, n_train: n_labels <= n_train,
+     lambda n_labels, n_train: f"parameter n_labels must be at most n_train ({n_train}): the labelled digits "
+                               f"are taken from the training digits, got {n_labels}"),
+    (None, ("n_parts", "hidden_dim"), lambda n_parts, hidden_dim: n_parts <= hidden_dim,
+     lambda n_parts, hidden_dim: f"parameter n_parts must be at most hidden_dim ({hidden_dim}), got {n_parts}"),
+    (None, ("batch_size", "n_train"), lambda batch_size, n_train: n_train >= batch_size,
+     lambda batch_size, n_train: f"parameter n_train must be at least batch_size ({batch_size}): a training "
+                                 f"set smaller than one batch gives no full step, got {n_train}"),
+    (None, ("n_train",), lambda n_train: n_train >= 10,
+     lambda n_train: f"parameter n_train must be at least 10 (one digit per class at the very least; "
+                     f"means, variances and probes over fewer are not meaningful), got {n_train}"),
+    (frozenset({1}), ("latent_dims",), lambda latent_dims: len(set(latent_dims)) >= 2,
+     lambda latent_dims: f"parameter latent_dims must hold at least two different code sizes in chapter 1 "
+                         f"(it compares a smaller code with a larger one), got {latent_dims}"),
+    (frozenset({3}), ("sigma",), lambda sigma: sigma > 0,
+     lambda sigma: f"parameter sigma must be above 0 in chapter 3 (a denoiser needs noise), got {sigma}"),
+    (frozenset({3}), ("n_train",), lambda n_train: n_train >= 100,
+     lambda n_train: f"parameter n_train must be at least 100 in chapter 3 (the covariance of the closed "
+                     f"form and the linear probe need many digits), got {n_train}"),
+    (frozenset({3}), ("n_test",), lambda n_test: n_test >= 10,
+     lambda n_test: f"parameter n_test must be at least 10 in chapter 3 (figures show 10 test digits), "
+                    f"got {n_test}"),
+]
+
+
+def _chapter_number(chapter: object) -> int:
+    """0..5 from 3, "03" or a notebook stem like "03_denoising_autoencoders"."""
+    if isinstance(chapter, Integral) and not isinstance(chapter, bool) and 0 <= chapter <= 5:
+        return int(chapter)
+    if isinstance(chapter, str) and re.match(r"^0?[0-5](_\w+)?$", chapter.strip()):
+        return int(chapter.strip().split("_")[0])
+    raise ValueError(f"chapter must be a chapter number 0..5 (or a name like '03_denoising_autoencoders'), "
+                     f"got {chapter!r}")
+
+
+def check_parameters(chapter: int | str | None = None, **params: object) -> None:
+    """Check every parameter of a chapter against its allowed range (see RANGES), then the combinations.
+
+    chapter: the chapter's number (e.g. check_parameters(chapter=3, n_train=n_train, ...)); the rules
+    in RULES that concern that chapter, and those for any chapter, refuse combinations that would fail
+    later (after training), each by a message naming the parameter and what it must be.
+    """
+    number = None if chapter is None else _chapter_number(chapter)
     for name, value in params.items():
         check_parameter(name, value)
+    # a chapter's own rules first: they are the tighter ones (chapter 3 needs 100 digits, not 10)
+    for chapters, names, holds, message in sorted(RULES, key=lambda rule: rule[0] is None):
+        if (chapters is None or number in chapters) and all(n in params for n in names):
+            values = {n: params[n] for n in names}
+            if not holds(**values):
+                raise ValueError(message(**values))
 
 
 def grading_run() -> bool:
