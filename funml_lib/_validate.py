@@ -166,3 +166,19 @@ def env_flag(name: str) -> bool:
     import os
 
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+
+
+def check_model_finite(name: str, model: torch.nn.Module) -> torch.nn.Module:
+    """Return `model` if every parameter and buffer is finite; else a ValueError naming `name` and the tensor.
+
+    For code that renders what a model draws (explorers, frames): NaN weights would otherwise give
+    black or blank images without a word.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
+    for tensor_name, t in [*model.named_parameters(), *model.named_buffers()]:
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = "NaN" if bool(torch.isnan(t).any()) else "infinite values"
+            raise ValueError(f"{name} has {bad} in {tensor_name}; every weight must be finite "
+                             "(did its training diverge? retrain it with a smaller lr)")
+    return model

@@ -124,3 +124,18 @@ def test_f_of_the_wrong_shape_is_refused_naming_f(shape, estimator):
 
     with pytest.raises(ValueError, match=r"^f must return one value per sample, a tensor of shape \(n,\) = \(8,\)"):
         estimator(f, 0.5, 1.0, 8)
+
+
+@settings(max_examples=50, **SETTINGS)
+@given(where=st.integers(0, 10_000), bad=st.sampled_from([float("nan"), float("inf")]))
+def test_a_model_with_non_finite_weights_is_named(where, bad):
+    from funml_lib._validate import check_model_finite
+
+    model = FCAutoencoder(latent_dim=2, hidden_dims=(8,))
+    params = list(model.parameters())
+    p = params[where % len(params)]
+    with torch.no_grad():
+        p.view(-1)[where % p.numel()] = bad
+    with pytest.raises(ValueError, match=r"^denoisers\['linear'\] has (NaN|infinite values) in "):
+        check_model_finite("denoisers['linear']", model)
+    check_model_finite("fresh", FCAutoencoder(latent_dim=2, hidden_dims=(8,)))
