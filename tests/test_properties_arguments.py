@@ -27,7 +27,7 @@ from funml_lib.estimators import (gaussian_kl_full, reparameterized_gradient,  #
                                   score_function_gradient)
 from funml_lib.plotting import filter_grid  # noqa: E402
 
-SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = dict(deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 AE, VAE_MODEL = FCAutoencoder(latent_dim=2, hidden_dims=(8,)), VAE(latent_dim=2, hidden_dim=8)
 
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from funml_lib.claims import ClaimFailed, ClaimWarning, claim
 
 SENTENCE = "the sparse code is sparser than the plain one"
-SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = dict(deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 TORCH_DTYPES = [torch.float32, torch.float64, torch.int64, torch.uint8, torch.bool]
 NUMPY_DTYPES = [np.float64, np.int64, np.bool_]

@@ -20,7 +20,7 @@ from funml_lib import atomic
 from funml_lib.checkpoints import save_checkpoint
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
-SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = dict(deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def writers(path: Path):

@@ -22,7 +22,7 @@ from coursekit.homework import student_version
 from coursekit.markers import MarkerError, marker_lines
 
 NAME = "fuzz/chapter.ipynb"
-SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = dict(deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 WORDS = {"solution": ("BEGIN SOLUTION", "END SOLUTION"), "hidden": ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")}
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from funml_lib.parameters import RANGES, check_parameter, check_parameters
 
-SETTINGS = dict(deadline=None, derandomize=True)
+SETTINGS = dict(deadline=None, derandomize=True, database=None)
 NAMES = sorted(RANGES)
 
 
