@@ -22,7 +22,6 @@ PNG = b"\x89PNG"
 
 STACK = frames.has_stack()
 needs_stack = pytest.mark.skipif(not STACK, reason="ipywidgets 7: no Stack (see the ipywidgets-7 tests)")
-needs_7 = pytest.mark.skipif(STACK, reason="ipywidgets 8: Stack and browser links (make oldest runs this)")
 
 
 class FakeShell:
@@ -229,7 +228,7 @@ def test_without_stack_the_kl_slider_redraws(live, monkeypatch):
 
 # -------------------------------------------------- no usable widgets: the figure and one sentence
 SENTENCE = ("Sliders are not shown here: {}; the figure above shows the same idea, and in Jupyter or "
-            "Colab with ipywidgets >= 7.7 you also get sliders.")
+            "Colab with ipywidgets >= 7.7.1 you also get sliders.")
 
 
 def test_no_front_end_shows_figure_and_one_sentence(monkeypatch):
@@ -261,7 +260,7 @@ def test_too_old_or_broken_ipywidgets_shows_figure_and_one_sentence(live, monkey
     old.__version__ = "7.6.5"
     monkeypatch.setitem(sys.modules, "ipywidgets", old)
     seen = shown(widgets.kl_explorer(rhos=(0.1,)), monkeypatch)
-    assert seen[1] == SENTENCE.format("ipywidgets 7.6.5 is older than 7.7")
+    assert seen[1] == SENTENCE.format("ipywidgets 7.6.5 is older than 7.7.1")
     old.__version__ = "8.1.0"  # claims a good version, but has no widgets in it
     ex = widgets.kl_explorer(rhos=(0.1,))
     seen = shown(ex, monkeypatch)
