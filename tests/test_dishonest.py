@@ -115,6 +115,35 @@ MASK_ATTACKS = {
 MASK_WRONG = "def mask_noise(x, fraction):\n    return x * (torch.rand_like(x) < fraction).to(x.dtype)\n"
 
 
+# other honest ways to write each answer: full points too (no false alarms from the probes)
+VARIANTS = {
+    "ex-sparse-4-tests": {
+        "eps added": "def kl_divergence(rho, rho_hat):\n    e = 1e-8\n    return rho * torch.log(rho / (rho_hat + e))"
+                     " + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat + e))\n",
+        "clamp 1e-7, log1p": "def kl_divergence(rho, rho_hat):\n    q = torch.clamp(rho_hat, 1e-7, 1 - 1e-7)\n"
+                             "    return rho * (math.log(rho) - q.log()) + (1 - rho) * (math.log(1 - rho) - torch.log1p(-q))\n",
+        "rho as a tensor": "def kl_divergence(rho, rho_hat):\n    rho = torch.tensor(rho)\n"
+                           "    q = rho_hat.clamp(1e-6, 1 - 1e-6)\n"
+                           "    return rho * torch.log(rho / q) + (1 - rho) * torch.log((1 - rho) / (1 - q))\n"},
+    "ex-vae-kl-tests": {
+        "negative form": "def gaussian_kl_closed_form(mu, logvar):\n"
+                         "    return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=-1)\n",
+        "in float64": "def gaussian_kl_closed_form(mu, logvar):\n    mu, logvar = mu.double(), logvar.double()\n"
+                      "    return (0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1)).float()\n"},
+    "ex-vae-reparam-tests": {
+        "pytorch examples": "def reparameterize(mu, logvar):\n    std = logvar.mul(0.5).exp_()\n"
+                            "    eps = torch.randn(mu.size(), device=mu.device)\n    return eps.mul(std).add_(mu)\n",
+        "torch.normal": "def reparameterize(mu, logvar):\n"
+                        "    eps = torch.normal(torch.zeros_like(mu), torch.ones_like(mu))\n"
+                        "    return mu + eps * torch.exp(logvar / 2)\n"},
+    "ex-dae-3-tests": {
+        "bernoulli": "def mask_noise(x, fraction):\n    return x * torch.bernoulli(torch.full_like(x, 1 - fraction))\n",
+        "rescaled dropout": "def mask_noise(x, fraction):\n    return F.dropout(x, p=fraction) * (1 - fraction)\n",
+        "index assignment": "def mask_noise(x, fraction):\n    y = x.clone()\n    y[torch.rand_like(x) < fraction] = 0\n"
+                            "    return y\n"},
+}
+
+
 def probe_many(gid: str, answers: dict[str, str]) -> dict[str, tuple[float, str]]:
     """(points, message) for each answer, all probed in one sandbox process."""
     calls = functions.make_calls(gid, SECRET)
@@ -150,8 +179,9 @@ def probe_many(gid: str, answers: dict[str, str]) -> dict[str, tuple[float, str]
         "same mask for every image": "every image got the same mask"}),
 ])
 def test_attacks_score_no_more_than_an_honest_wrong_answer(gid, ok, wrong, attacks, message_of):
-    got = probe_many(gid, {"honest": ok, "honest wrong": wrong, **attacks})
-    assert got["honest"] == (3.0, f"{functions.PROBES[gid][1]}: all checks passed")
+    got = probe_many(gid, {"honest": ok, "honest wrong": wrong, **VARIANTS[gid], **attacks})
+    for label in ["honest", *VARIANTS[gid]]:
+        assert got[label] == (3.0, f"{functions.PROBES[gid][1]}: all checks passed"), label
     baseline = got["honest wrong"][0]
     assert baseline == 0.0
     for label in attacks:
