@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS := book,test,site,homework
+EXTRAS := book,test,site,homework,frontend
 SUDO   := $(shell test "$$(id -u)" -eq 0 || echo sudo)
 
 export PYTHONHASHSEED := 0
@@ -128,6 +128,26 @@ $(VENDOR_STAMP): package.json package-lock.json
 # The browser check drives Debian's Chromium (never a downloaded browser).
 chromium:
 	test -x /usr/bin/chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium chromium-driver; }
+
+# Oldest supported versions (pyproject.toml's lower bounds: ipywidgets 7.7.1, IPython 7.34, numpy 1.26,
+# ...) in .venv-oldest, rebuilt when pyproject.toml or coursekit/oldest.py change (torch linked from
+# .venv): every chapter at its tiny test parameters with live explorers, tests/test_widgets.py, and
+# the explorer in the classic Notebook 6 in Chromium.
+OLDEST := .venv-oldest
+OLDEST_STAMP := $(OLDEST)/.installed
+.PHONY: oldest frontend
+$(OLDEST_STAMP): pyproject.toml coursekit/oldest.py | venv
+	rm -rf $(OLDEST)
+	$(BIN)/python -m coursekit.oldest build $(OLDEST)
+	touch $@
+
+oldest: $(OLDEST_STAMP) chromium
+	env -u FUNML_STATIC OMP_NUM_THREADS=$(NB_THREADS) $(OLDEST)/bin/python -m coursekit.oldest run
+	FUNML_FRONTEND=1 OMP_NUM_THREADS=$(NB_THREADS) $(OLDEST)/bin/python -m pytest -q -p no:cacheprovider tests/test_frontend.py
+
+# An explorer in JupyterLab 4 with ipywidgets 8 (this environment), in Chromium.
+frontend: venv chromium
+	FUNML_FRONTEND=1 OMP_NUM_THREADS=$(NB_THREADS) $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_frontend.py
 
 clean:
 	rm -rf _build homework .pytest_cache node_modules book/_static/vendor
