@@ -103,8 +103,10 @@ homework: venv
 course: venv
 	$(BIN)/python -m coursekit.course book course
 
+# JOBS: grading jobs at a time (each a sandboxed process); the gradebook has one writer anyway.
+JOBS ?= 1
 autograde: venv
-	$(BIN)/python -m coursekit.course autograde course
+	$(BIN)/python -m coursekit.course autograde course --jobs $(JOBS)
 
 # After the build: every page in Chromium, then the launch-button tests that need the built HTML.
 check-site: venv chromium assets
