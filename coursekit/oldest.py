@@ -132,25 +132,36 @@ def chapters() -> list[Path]:
     return chapter_notebooks(ROOT)
 
 
-def run(out: Path) -> int:
-    """Every chapter at its tiny test parameters with live explorers, then the widget tests."""
+def execute(nb_path: Path, out: Path) -> str | None:
+    """Run one chapter at its tiny test parameters; None when it ran through, else the error."""
     import nbformat
     import papermill
 
+    params = nbformat.read(nb_path, as_version=4).metadata.get("funml", {}).get("test_parameters", {})
+    try:
+        papermill.execute_notebook(str(nb_path), str(out / nb_path.name), parameters=params,
+                                   cwd=str(nb_path.parent), kernel_name="python3",
+                                   execution_timeout=CHAPTER_TIMEOUT_S, progress_bar=False)
+    except Exception as err:  # papermill's PapermillExecutionError names the cell and the error
+        return str(err).strip().splitlines()[-1][:300]
+    return None
+
+
+def run(out: Path, jobs: int) -> int:
+    """Every chapter at its tiny test parameters with live explorers, then the widget tests."""
+    from concurrent.futures import ThreadPoolExecutor
+
     out.mkdir(parents=True, exist_ok=True)
+    print(f"executed chapters go to {out}", flush=True)
     os.environ.pop("FUNML_STATIC", None)  # explorers are built: that is what ipywidgets 7 must survive
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     failed = []
-    for nb_path in chapters():
-        params = nbformat.read(nb_path, as_version=4).metadata.get("funml", {}).get("test_parameters", {})
-        try:
-            papermill.execute_notebook(str(nb_path), str(out / nb_path.name), parameters=params,
-                                       cwd=str(nb_path.parent), kernel_name="python3",
-                                       execution_timeout=CHAPTER_TIMEOUT_S, progress_bar=False)
-            print(f"ok      {nb_path.name} {params}", flush=True)
-        except Exception as err:  # papermill's PapermillExecutionError names the cell
-            failed.append(nb_path.name)
-            print(f"FAILED  {nb_path.name}: {str(err).strip().splitlines()[-1][:300]}", flush=True)
+    # each chapter runs in its own kernel process: `jobs` of them at once use that many cores
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for nb_path, error in zip(chapters(), pool.map(lambda p: execute(p, out), chapters())):
+            print(f"ok      {nb_path.name}" if error is None else f"FAILED  {nb_path.name}: {error}", flush=True)
+            if error is not None:
+                failed.append(nb_path.name)
     tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                             str(ROOT / "tests" / "test_widgets.py")])
     if tests.returncode:
@@ -169,14 +180,19 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("build", help="create the environment")
     b.add_argument("venv", type=Path)
     r = sub.add_parser("run", help="execute every chapter and the widget tests in this Python")
-    r.add_argument("--out", type=Path, default=Path("/tmp/funml-oldest"), help="executed notebooks")
+    r.add_argument("--out", type=Path, help="folder for the executed notebooks (default: a new temporary one)")
+    r.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="chapters at once")
     args = parser.parse_args(argv)
     if args.command == "constraints":
         print("\n".join(constraints()))
     elif args.command == "build":
         build(args.venv)
     else:
-        return run(args.out)
+        if args.jobs < 1:
+            parser.error(f"--jobs must be an integer >= 1, got {args.jobs}")
+        import tempfile
+
+        return run(args.out or Path(tempfile.mkdtemp(prefix="funml-oldest-")), args.jobs)
     return 0
 
 

@@ -10,7 +10,7 @@ Stacks are nested: the outer Stack follows the first slider, every inner Stack t
 ipywidgets 7 (Colab's preinstalled version for years, still pinned by many JupyterHubs) has no
 `Stack`; there the explorer shows one `Image` whose value a kernel callback swaps when a slider
 moves. That needs a running kernel, which a live notebook has (the book's pages are built with
-ipywidgets 8). Where no widget can be shown at all (ipywidgets missing, broken or older than 7.7, or
+ipywidgets 8). Where no widget can be shown at all (ipywidgets missing, broken or older than 7.7.1, or
 no Jupyter front end, e.g. a terminal) an explorer shows its static figure and one sentence saying
 why, never a traceback. `Explorer` puts the static figure (for print and readers without
 JavaScript) above the widget.
@@ -36,7 +36,7 @@ from funml_lib._validate import env_flag
 
 EXPLORER_CLASS = "funml-explorer"
 STATIC_ENV = "FUNML_STATIC"
-MIN_IPYWIDGETS = "7.7"  # the oldest version the book is tested with (make oldest); pyproject.toml agrees
+MIN_IPYWIDGETS = "7.7.1"  # the oldest version the book is tested with (make oldest); pyproject.toml agrees
 Frames = Callable[[], dict[tuple[int, ...], tuple[bytes, Any]]]
 
 
@@ -227,7 +227,8 @@ class Explorer:
 
     @property
     def widget(self) -> Any:
-        """Sliders above the frames, linked in the browser; built on first use."""
+        """Sliders above the frames (linked in the browser with ipywidgets 8, through the kernel with
+        ipywidgets 7); built on first use."""
         if self._widget is None:
             _colab_widget_support()
             pngs = {k: png for k, (png, _) in self.frames.items()}
@@ -248,7 +249,7 @@ class Explorer:
         return self.frames[self.index()][1]
 
     def shown(self) -> bytes:
-        """The PNG the widget's Stacks show now (follows their selected_index)."""
+        """The PNG the widget shows now (with ipywidgets 8: follows the Stacks' selected_index)."""
         return bytes(selected(self.widget).value)
 
     def _ipython_display_(self) -> None:
