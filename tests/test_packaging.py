@@ -84,3 +84,36 @@ def test_classic_front_end_stays_below_notebook_7():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert any(r.replace(" ", "").startswith("notebook>=6.5") and "<7" in r
                for r in project["optional-dependencies"]["classic"])
+
+
+def test_lower_bounds_become_exact_pins(tmp_path):
+    from coursekit import oldest
+
+    py = tmp_path / "pyproject.toml"
+    py.write_text('[project]\nname = "x"\ndependencies = ["numpy>=1.26.4", "tqdm", "ipywidgets>=7.7.1,<9"]\n'
+                  '[project.optional-dependencies]\ntest = ["pytest"]\nsite = []\n'
+                  'classic = ["Notebook>=6.5.7,<7"]\nother = ["jupyterlab>=4"]\n')
+    assert oldest.lower_bounds(py) == {"numpy": "1.26.4", "ipywidgets": "7.7.1", "notebook": "6.5.7"}
+    assert oldest.constraints(py) == ["ipywidgets==7.7.1", "notebook==6.5.7", "numpy==1.26.4"]
+
+
+def test_linking_a_distribution_makes_hard_links_of_its_files_only(tmp_path):
+    import importlib.metadata as metadata
+    import os
+
+    from coursekit import oldest
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "pkg" / "__pycache__").mkdir(parents=True)
+    (src / "pkg" / "a.py").write_text("A = 1\n")
+    (src / "pkg" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"cache")
+    info = src / "pkg-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pkg\nVersion: 1.0\n")
+    (info / "RECORD").write_text("pkg/a.py,,\npkg/__pycache__/a.cpython-311.pyc,,\n../../../bin/pkg,,\n"
+                                 "pkg-1.0.dist-info/METADATA,,\npkg-1.0.dist-info/RECORD,,\n")
+    dist = metadata.PathDistribution(info)
+    assert oldest.link_into(dst, [dist]) == 3  # a.py, METADATA, RECORD; no cache, nothing outside
+    assert os.path.samefile(dst / "pkg" / "a.py", src / "pkg" / "a.py")
+    assert not (dst / "pkg" / "__pycache__").exists() and not (tmp_path / "bin").exists()
+    assert oldest.link_into(dst, [dist]) == 0  # already there: nothing linked twice
