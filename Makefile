@@ -37,18 +37,16 @@ BOOK_ENV := env -u FUNML_STATIC CI=1 FUNML_CLAIMS=strict OMP_NUM_THREADS=$(NB_TH
 # buttons on the branch of the student notebooks), built from the full build's executed notebooks into
 # _build/term/html without executing anything again (coursekit/edition.py). EDITION=full is the default.
 EDITION ?= full
-ifeq ($(EDITION),term)
-book: book-term
-else ifneq ($(EDITION),full)
-book:
-	@echo "EDITION must be full or term, got '$(EDITION)'"; exit 2
-else
+ifneq ($(EDITION),term)
 book: venv assets
+	@test "$(EDITION)" = full || { echo "EDITION must be full or term, got '$(EDITION)'"; exit 2; }
 	$(if $(FORCE),$(BIN)/python -m coursekit.build_cache clear)
 	$(BOOK_ENV) $(BIN)/python -m coursekit.build_cache prepare
 	$(BOOK_ENV) $(BIN)/jupyter-book build . -W -n --keep-going
 	$(BOOK_ENV) $(BIN)/python -m coursekit.build_cache record
 	@echo "HTML: $(CURDIR)/_build/html/index.html"
+else
+book: book-term
 endif
 
 # The full build, run first when a page or the configuration is newer than the full site's search
