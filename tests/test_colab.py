@@ -249,7 +249,8 @@ def test_every_chapter_starts_with_the_setup_cell(docname):
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code, f"{docname}: no code cell"
     assert code[0].source == colab.SETUP_CELL, (
-        f"{docname}: the first code cell must be coursekit.colab.SETUP_CELL, verbatim")
+        f"{docname}: the first code cell must be coursekit.colab.SETUP_CELL, verbatim "
+        "(python -m coursekit.colab --sync rewrites it)")
 
 
 @pytest.mark.parametrize("docname", CHAPTERS)
