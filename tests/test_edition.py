@@ -146,6 +146,15 @@ def test_a_bad_branch_name_is_refused(branch):
         edition.check_branch(branch)
 
 
+@pytest.mark.parametrize("url", ["", "github.com/o/r", "https://gitlab.com/o/r", "https://github.com/o",
+                                 "https://github.com/o/r/tree/term"])
+def test_a_repository_colab_cannot_open_is_refused(url):
+    with pytest.raises(edition.EditionError, match="repository must be a GitHub repository URL"):
+        edition.check_repository(url)
+    assert edition.check_repository("https://github.com/o/r-2026/") == "https://github.com/o/r-2026"
+    assert edition.check_repository(None) is None
+
+
 def test_the_secrets_are_the_solution_parts_only(book):
     secrets = site_leaks.collect_secrets(book, book / "_build" / "jupyter_execute")
     runs = {" ".join(run) for run in secrets.runs}
