@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from funml_lib._validate import (check_finite, check_images, check_in_unit_interval, check_model_device,
-                                 check_model_dtype, check_nonnegative, check_positive_int,
+                                 check_model_dtype, check_model_finite, check_nonnegative, check_positive_int,
                                  check_probability_open, check_seed, check_tensor)
 from funml_lib.losses import gaussian_kl
 
@@ -50,6 +50,7 @@ def _check_inputs(model: nn.Module, x: object, batch_size: object) -> Tensor:
     if isinstance(model, nn.Module):  # anything else is refused, by name, by evaluating(model)
         check_model_device(model, "x", x)
         check_model_dtype(model, "x", x)
+        check_model_finite("model", model)  # NaN weights would give a NaN measurement without a word
     return x
 
 

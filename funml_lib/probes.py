@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from funml_lib._validate import (check_images, check_nonnegative, check_positive, check_positive_int,
+from funml_lib._validate import (check_images, check_model_finite, check_nonnegative, check_positive, check_positive_int,
                                  check_seed, check_tensor)
 from funml_lib.metrics import evaluating, reconstruction_mse
 
@@ -65,6 +65,7 @@ def linear_map(model: nn.Module, rtol: float = 1e-4) -> Tensor | None:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     rtol = check_positive("rtol", rtol)
+    check_model_finite("model", model)  # NaN weights would read as "not affine" without a word
     device = _device(model)
     eye = torch.eye(PIXELS, device=device)
     x = torch.rand(8, PIXELS, generator=torch.Generator().manual_seed(0)).to(device)

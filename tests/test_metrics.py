@@ -291,3 +291,15 @@ def test_is_nll_with_huge_k_takes_bounded_chunks(monkeypatch):
         importance_sampled_nll(model, x, k=10**7)  # all at once: 10**7 x 4 x 784 floats = 125 GB
     chunk = metrics.IS_CHUNK_ELEMENTS // (4 * 784)
     assert shapes == [(chunk, 4, 2)] * 3 and chunk * 4 * 784 * 4 <= 16 * 2**20  # <= 16 MB per (k, B, 784) tensor
+
+
+def test_a_model_with_nan_weights_is_refused_not_measured_as_nan():
+    from funml_lib.models import FCAutoencoder
+    from funml_lib.probes import linear_map
+
+    model = FCAutoencoder(latent_dim=2, hidden_dims=(8,))
+    with torch.no_grad():
+        next(model.parameters())[0, 0] = float("nan")
+    for measure in (lambda: reconstruction_mse(model, torch.rand(3, 784)), lambda: linear_map(model)):
+        with pytest.raises(ValueError, match=r"^model has NaN in encoder\.0\.weight; every weight must be finite"):
+            measure()
