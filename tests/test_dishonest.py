@@ -268,3 +268,16 @@ def test_broken_file_scores_zero_with_a_reason_naming_the_student(tmp_path):
     assert not scores["ok"] and scores["reason"].startswith("ada: 01_demo: not a notebook: truncated JSON")
     assert {t["points"] for t in scores["tests"].values()} == {0.0}
     assert not (tmp_path / "out" / "normalized.ipynb").exists()
+
+
+def test_answer_that_kills_its_process_scores_zero_and_the_job_goes_on(tmp_path):
+    number = "kl_value = 0.05 * math.log(0.25) + 0.95 * math.log(0.95 / 0.8)\n"
+    src, sub = course(tmp_path, KL_OK + "import os\nos._exit(0)\n", number)
+    scores = grade_submission(src, sub, tmp_path / "out", secret=SECRET, limits=LIMITS, display=True)
+    assert scores["ok"] and scores["tests"]["ex-demo-3-tests"]["points"] == 2.0
+    assert scores["tests"]["ex-demo-2-tests"] == {
+        "points": 0.0, "max": 3.0,
+        "message": "kl_divergence: the process ended without an answer (exit status 0)"}
+    assert any(n.startswith("display run (no effect on points): DeadKernelError") for n in scores["notes"]), \
+        scores["notes"]
+    assert (tmp_path / "out" / "normalized.ipynb").is_file()

@@ -185,22 +185,42 @@ def _run_probes(probes: list[tuple[str, str]], scores: dict, secret: str, limits
 
 
 DISPLAY_HARNESS = r'''
+import threading, time
+
 def main(code, payload):
     import nbformat
     from nbclient import NotebookClient
     from jupyter_client.manager import KernelManager
     nb = nbformat.reads(code, as_version=4)
-    km = KernelManager(kernel_name="python3", transport="ipc")
+    km = KernelManager(kernel_name="python3", transport="ipc")  # unix sockets: no network needed
     client = NotebookClient(nb, km=km, timeout=payload["cell_timeout"], allow_errors=True,
                             kernel_name="python3")
-    error = ""
-    try:
-        client.execute()
-    except BaseException as err:
-        error = ("%s: %s" % (type(err).__name__, err))[:300]
-    return {"outputs": [c.get("outputs", []) if c.cell_type == "code" else [] for c in nb.cells],
+    errors = []
+
+    def execute():
+        try:
+            client.execute()
+        except BaseException as err:
+            errors.append(("%s: %s" % (type(err).__name__, err))[:300])
+    worker = threading.Thread(target=execute, daemon=True)
+    worker.start()
+    # a watchdog: nbclient can wait forever on a kernel that died (os._exit in a cell)
+    deadline, started = time.monotonic() + payload["total_timeout"], False
+    while worker.is_alive():
+        worker.join(0.5)
+        process = getattr(getattr(km, "provisioner", None), "process", None)
+        started = started or process is not None
+        if started and (process is None or process.poll() is not None):
+            worker.join(5)
+            if worker.is_alive():
+                errors.append("DeadKernelError: the kernel died")
+            break
+        if time.monotonic() > deadline:
+            errors.append("stopped after %d s" % payload["total_timeout"])
+            break
+    return {"outputs": [list(c.get("outputs", [])) if c.cell_type == "code" else [] for c in nb.cells],
             "counts": [c.get("execution_count") if c.cell_type == "code" else None for c in nb.cells],
-            "error": error}
+            "error": errors[0] if errors else ""}
 '''
 
 
@@ -209,7 +229,8 @@ def _display(nb: nbformat.NotebookNode, scores: dict, hide: list[str]) -> float:
     env = {"FUNML_GRADING": "1", "FUNML_CLAIMS": "skip"}
     if os.environ.get("FUNML_DATA"):
         env["FUNML_DATA"] = os.environ["FUNML_DATA"]
-    result = sandbox.run(nbformat.writes(nb), DISPLAY_HARNESS, {"cell_timeout": 120},
+    payload = {"cell_timeout": 120, "total_timeout": int(DISPLAY_LIMITS.wall_s) - 30}
+    result = sandbox.run(nbformat.writes(nb), DISPLAY_HARNESS, payload,
                          limits=DISPLAY_LIMITS, allow_library=True, hide=hide, env=env)
     if not result.ok or not isinstance(result.value, dict):
         scores["notes"].append(f"display run (no effect on points): {result.reason}")
