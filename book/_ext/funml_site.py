@@ -19,7 +19,9 @@ button opens, where the student notebooks are published.
 """
 from __future__ import annotations
 
+import hashlib
 import re
+from pathlib import Path
 from typing import Any
 
 from docutils import nodes
@@ -146,6 +148,10 @@ def term_edition_buttons(app: Sphinx, pagename: str, templatename: str, context:
 def setup(app: Sphinx) -> dict[str, Any]:
     keep_figures_off_widgets()
     app.add_config_value("funml_edition", "full", "html", [str])
+    # Sphinx re-reads every page when an "env" config value changed, but not when a local extension's
+    # code did: this value does, so a cached doctree never keeps what an older version left on a page.
+    app.add_config_value("funml_site_source", hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
+                         "env", [str])
     app.connect("doctree-read", strip_harness_markers)
     app.connect("html-page-context", term_edition_buttons, priority=950)
     # late priority: after myst-nb and the themes have added their per-page scripts
