@@ -153,7 +153,12 @@ def test_launch_button_points_at_the_repository_main_branch(config: dict) -> Non
 
 
 def test_build_is_strict_and_executes(config: dict, sphinx: dict) -> None:
-    assert config["execute"]["execute_notebooks"] == "force"
+    # `cache` with the run key of coursekit/build_cache.py around it (make book prepares and records);
+    # the cache lives under _build/, so a fresh clone executes every chapter
+    assert config["execute"]["execute_notebooks"] == "cache"
+    assert config["execute"]["cache"].startswith("_build/")
+    book_recipe = (ROOT / "Makefile").read_text(encoding="utf-8").split("\nbook:", 1)[1]
+    assert "build_cache prepare" in book_recipe and "build_cache record" in book_recipe
     assert config["execute"]["allow_errors"] is False
     assert sphinx["nb_execution_raise_on_error"] is True
 
