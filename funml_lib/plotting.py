@@ -232,7 +232,11 @@ def plot_history(history: Mapping[str, Sequence[float]], keys: Sequence[str] | N
         raise ValueError(f"keys must be a non-empty list of names from {list(history)}, got {keys!r}")
     fig, ax = _axes(ax, (6.0, 4.0))
     for k in keys:
-        values = [float(v) for v in history[k]]
+        try:
+            values = [float(v) for v in history[k]]
+        except (TypeError, ValueError):
+            raise TypeError(f"history[{k!r}] must be a list of numbers, one per epoch, "
+                            f"got {str(history[k])[:40]}") from None
         bad = [i + 1 for i, v in enumerate(values) if not math.isfinite(v)]
         if bad:  # a NaN would be a silent gap in the curve
             raise ValueError(f"history[{k!r}] must hold finite numbers, got NaN or infinity at epoch(s) "

@@ -183,3 +183,13 @@ def test_labels_and_histories_are_checked_not_truncated_or_gapped():
         plot_history({"loss": [1.0, float("nan"), 0.5, float("inf")]})
     assert str(err.value) == ("history['loss'] must hold finite numbers, got NaN or infinity at epoch(s) "
                               "2, 4 (did training diverge? try a smaller lr)")
+
+
+def test_a_history_of_non_numbers_names_the_term():
+    from funml_lib.plotting import plot_history
+
+    with pytest.raises(TypeError, match=r"^history\['loss'\] must be a list of numbers, one per epoch, got "
+                                        r"\['a', 'b'\]$"):
+        plot_history({"loss": ["a", "b"]})
+    with pytest.raises(TypeError, match=r"^history\['kl'\] must be a list of numbers"):
+        plot_history({"kl": 3.0})
