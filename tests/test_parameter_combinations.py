@@ -94,7 +94,8 @@ CASES = [(p, c) for p in CHAPTERS for c in sample(p, COMBOS, SEED)]
 
 
 def test_every_chapter_has_sampled_combinations():
-    assert {p for p, _ in CASES} == set(CHAPTERS) and len(CASES) == COMBOS * len(CHAPTERS)
+    assert len(CASES) == COMBOS * len(CHAPTERS)  # FUNML_PARAM_COMBOS=0 turns the runs off
+    assert not COMBOS or {p for p, _ in CASES} == set(CHAPTERS)
     assert all(name in RANGES for name in SPACE)  # the space only names parameters that have a range
 
 
