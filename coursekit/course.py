@@ -261,6 +261,19 @@ def _protect_edits(course: Path, planned: dict[Path, str], force: bool) -> list[
     return messages
 
 
+def _check_toc(src_dir: Path) -> None:
+    """A page listed in the book's _toc.yml (in src_dir or its parent) that is missing is an error."""
+    from coursekit.toc import source_of, toc_entries
+
+    for toc in (src_dir / "_toc.yml", src_dir.parent / "_toc.yml"):
+        if toc.is_file():
+            missing = [e.docname for e in toc_entries(toc) if source_of(toc.parent, e.docname) is None]
+            if missing:
+                raise NotebookError(f"{toc} lists {', '.join(missing)}, missing in {toc.parent}: "
+                                    "add the file or remove it from the table of contents")
+            return
+
+
 def write_course(src_dir: str | Path, course_dir: str | Path, chapters: list[str] | None = None,
                  generate: bool = True, force: bool = False) -> dict[str, Points]:
     """Write (and, with generate, release) the nbgrader course; return the points of each chapter.
@@ -272,6 +285,7 @@ def write_course(src_dir: str | Path, course_dir: str | Path, chapters: list[str
     if not src_dir.is_dir():
         raise NotebookError(f"source folder {src_dir} does not exist or is not a folder")
     course = check_output_dir(src_dir, course_dir, what="course folder")
+    _check_toc(src_dir)
     paths = chapter_paths(src_dir)
     if chapters is not None:
         unknown = sorted(set(chapters) - {p.stem for p in paths})
@@ -416,7 +430,10 @@ def nbgrader_safe(nb: NotebookNode) -> str | None:
 def _reason_line(student: str, chapter: str, scores: dict, notes: list[str]) -> str | None:
     parts = []
     if not scores.get("ok", False) and scores.get("reason"):
-        parts.append(str(scores["reason"]))
+        reason = str(scores["reason"])
+        for prefix in (f"{student}: {chapter}: ", f"{student}: "):  # the line names them already
+            reason = reason[len(prefix):] if reason.startswith(prefix) else reason
+        parts.append(reason)
     parts += [str(n) for n in scores.get("notes") or []] + notes
     if not parts:
         return None

@@ -99,8 +99,9 @@ def set_manual_score(course_dir: str | Path, assignment: str, student: str, grad
         chapter = gb.find_assignment(assignment)
         students = sorted(s.student.id for s in chapter.submissions)
         if student not in students:
-            raise _valid(f"student with a graded submission of {assignment}, student", student, students)
-        ids = [c.name for nb in chapter.notebooks for c in nb.grade_cells]
+            raise NotebookError(f"no graded submission of {assignment} by {student!r}; students with "
+                                f"one: {', '.join(students) or 'none yet (autograde first)'}")
+        ids = sorted(c.name for nb in chapter.notebooks for c in nb.grade_cells)
         if grade_id not in ids:
             hand = {c.name for nb in chapter.notebooks for c in nb.solution_cells}
             listed = [f"{i} (by hand)" if i in hand else f"{i} (autograded; overrides the grader)" for i in ids]
