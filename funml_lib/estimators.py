@@ -221,6 +221,7 @@ def check_covariance(name: str, cov: Tensor) -> Tensor:
     definiteness by a Cholesky factorization, the one the KL and the sampling then use.
     """
     check_finite(name, cov)
+    given, cov = cov, cov.detach()  # checks read values only; the caller's graph stays as it is
     if not cov.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {cov.dtype}")
     if cov.dim() not in (2, 3) or cov.shape[-1] != cov.shape[-2]:
@@ -236,7 +237,7 @@ def check_covariance(name: str, cov: Tensor) -> Tensor:
         low = float(torch.linalg.eigvalsh(cov).min())
         raise ValueError(f"{name} must be positive definite (every eigenvalue > 0), got smallest "
                          f"eigenvalue {low:.3g}")
-    return cov
+    return given
 
 
 def linear_gaussian_elbo(x: Tensor, W: Tensor, b: Tensor, s: float, q_mean: Tensor, q_cov: Tensor,

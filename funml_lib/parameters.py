@@ -55,7 +55,8 @@ RANGES: dict[str, tuple[str, float, float, bool, bool]] = {
     "sigmas": (_FLOATS, 0.0, 10.0, False, False),
     "mask_fractions": (_FLOATS, 0.0, 1.0, False, False),
     # estimators and the VAE
-    "n_mc": (_INT, 1, 10_000_000, False, False),
+    # a Monte Carlo variance needs two draws; 10**6 draws of a small K already cost tens of MB
+    "n_mc": (_INT, 2, 1_000_000, False, False),
     "grad_samples": (_INT, 2, 2**24, False, False),
     "q_mu": (_FLOAT, -100.0, 100.0, False, False),
     "q_sigma": (_FLOAT, 0.0, 100.0, True, False),
