@@ -281,3 +281,36 @@ def test_answer_that_kills_its_process_scores_zero_and_the_job_goes_on(tmp_path)
     assert any(n.startswith("display run (no effect on points): DeadKernelError") for n in scores["notes"]), \
         scores["notes"]
     assert (tmp_path / "out" / "normalized.ipynb").is_file()
+
+
+# --------------------------------------------------------------------- found by a review (cheating)
+FORGED_REPLY = (  # writes its own reply on the private result pipe, with outputs that are not dicts
+    "import sys, os, json\n"
+    "calls = [{'outs': [1], 'mutated': [False, False]} for _ in range(6)]\n"
+    "os.write(int(sys.argv[1]), json.dumps({'ok': True, 'value': {'forged': {'calls': calls}}}).encode())\n"
+    "os._exit(0)\n")
+
+
+def test_forged_reply_with_odd_values_scores_zero_and_does_not_crash_the_grader():
+    # before: AttributeError ('int' object has no attribute 'get') escaped judge(): the job died
+    # without scores.json
+    got = probe_many("ex-sparse-4-tests", {"forged": FORGED_REPLY})
+    assert got["forged"] == (0.0, "kl_divergence: the reply could not be checked (AttributeError)")
+
+
+def test_number_answers_refuse_huge_powers_before_computing_them():
+    # the grader evaluates number answers in its own process: (10**299)**1024 built a 1-Mbit integer
+    # (~20 ms) before refusing it, and a 20,000-character cell of such lines cost ~20 s of CPU
+    import tracemalloc
+
+    from coursekit.grading.numbers import read_numbers
+
+    tracemalloc.start()
+    try:
+        values, problems = read_numbers("a = (10**299)**1024 % 7\nb = 2**996\nc = 10**300\n")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert problems == {"a": "a number larger than 1e300"}
+    assert values == {"b": 2.0 ** 996, "c": 1e300}
+    assert peak < 60_000, peak  # the refused power alone would take 128 kB

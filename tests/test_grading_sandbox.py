@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -217,3 +218,31 @@ def test_killing_the_grader_kills_the_sandbox(tmp_path):
         grader.kill()
         grader.wait()
     assert _wait_for(lambda: _processes_with(marker) == [], 10.0)
+
+
+@isolated
+def test_world_writable_folders_and_shared_memory_do_not_outlive_the_run():
+    """Review attack: /run/lock (mode 1777, not masked) kept a file after the run, and a SysV
+    shared-memory segment (no IPC namespace) kept host memory and could pass data to another
+    student's sandbox. Every mount is read-only now, and the IPC namespace dies with the run."""
+    import shutil
+    import tempfile
+
+    if not os.access("/run/lock", os.W_OK):  # /tmp and the project are masked: need a visible folder
+        pytest.skip("no writable /run/lock here")
+    shared = Path(tempfile.mkdtemp(dir="/run/lock"))
+    shared.chmod(0o1777)  # like /run/lock itself or a shared data disk
+    key = 0x5EED0000 + os.getpid() % 0xFFFF
+    code = ("import ctypes\nlibc = ctypes.CDLL(None)\nresult = []\n"
+            "try:\n    open(payload['file'], 'w').write('x'); result.append('wrote')\n"
+            "except OSError:\n    result.append('refused')\n"
+            "result.append(libc.shmget(payload['key'], 1 << 20, 0o1666) >= 0)")
+    try:
+        r = attempt(code, {"file": str(shared / "planted.txt"), "key": key})
+        assert r.ok and r.value == ["refused", True], (r.reason, r.value)  # the segment is its own
+        assert not (shared / "planted.txt").exists()
+    finally:
+        shutil.rmtree(shared)
+    import ctypes
+
+    assert ctypes.CDLL(None).shmget(key, 0, 0) == -1  # no segment with that key on the host

@@ -99,6 +99,10 @@ class _Evaluator:
             if isinstance(node.op, ast.Pow):
                 if abs(b) > MAX_EXPONENT:
                     raise Unreadable(f"an exponent larger than {MAX_EXPONENT}")
+                if isinstance(a, int) and isinstance(b, int) and b > 0 and b * (abs(a).bit_length() - 1) > 1100:
+                    # refuse before computing: (10**299)**1024 costs ~20 ms of the grader's own CPU,
+                    # a thousand such lines 20 s; the result would be refused as larger than 1e300
+                    raise Unreadable("a number larger than 1e300")
                 result = a ** b
                 if isinstance(result, complex):
                     raise Unreadable("a complex number (fractional power of a negative number)")

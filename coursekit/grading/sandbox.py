@@ -8,7 +8,7 @@ private pipe. The harness runs the student's `code` itself. Nothing from that pr
 beyond the plain values it returns: the grader compares them with references it computes on its own.
 
 Isolation, when the grader runs as root on Linux (a course server, CI) -- mode "namespaces":
-- new mount, network and PID namespaces (`unshare`): no network at all (not even loopback), its own
+- new mount, network, PID and IPC namespaces (`unshare`): no network at all (not even loopback), its own
   /proc, and when the interpreter (PID 1 there) exits or the wall-clock limit kills it, the kernel
   kills every process left in the namespace, detached or double-forked ones included;
 - empty tmpfs over the project root, every folder in `hide` (the course folder: sources, gradebook,
@@ -147,7 +147,7 @@ def isolation_mode() -> str:
     """'namespaces' (root), 'userns' (unprivileged user namespace) or 'subprocess' (weak fallback)."""
     global _MODE
     if _MODE is None:
-        ns = ["--mount", "--net", "--pid", "--fork", "--kill-child", "--mount-proc"]
+        ns = ["--mount", "--net", "--pid", "--ipc", "--fork", "--kill-child", "--mount-proc"]
         if not sys.platform.startswith("linux") or not shutil.which("unshare"):
             _MODE = "subprocess"
         elif os.geteuid() == 0 and shutil.which("setpriv") and _probe(["unshare", *ns, "true"]):
@@ -203,6 +203,11 @@ def _setup_script(hide: Sequence[str], keep: Sequence[str], mask_in_keep: Sequen
                       f"mount -o remount,bind,ro {q(path)}"]
     for path in mask_in_keep:  # an installed (non-editable) funml_lib or coursekit in site-packages
         lines.append(f"mount -t tmpfs -o size=1m,mode=755,ro hidden {q(path)} || true")
+    # every other mount read-only: a world-writable folder that is not masked (/run/lock,
+    # /var/crash, a shared data disk) would keep files after the run and pass them between students
+    lines.append("for mp in $(cut -d' ' -f5 /proc/self/mountinfo | sort -u); do "
+                 "case \"$mp\" in /tmp|/tmp/*) ;; *) mount -o remount,bind,ro \"$mp\" "
+                 "2>/dev/null || true;; esac; done")
     lines += ["umount -l /tmp", "mount -t tmpfs -o size=512m,mode=1777 work /tmp",
               f"mkdir -p {WORK}", f"chown \"$SANDBOX_UID:$SANDBOX_UID\" {WORK}", f"cd {WORK}"]
     return "\n".join(lines)
@@ -309,12 +314,13 @@ def run(code: str, harness: str, payload: Any, *, limits: Limits, allow_library:
             drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs",
                     "--inh-caps=-all", "--bounding-set=-all", "--"]
             script = script.replace("$SANDBOX_UID", str(uid))
-            prefix = ["unshare", "--mount", "--net", "--pid", "--fork", "--kill-child", "--mount-proc"]
+            prefix = ["unshare", "--mount", "--net", "--pid", "--ipc", "--fork", "--kill-child",
+                      "--mount-proc"]
         else:  # a nested user+mount namespace locks the mounts made above (they cannot be undone)
             drop = ["unshare", "--user", "--mount", "--", "setpriv", "--no-new-privs", "--"]
             script = script.replace("$SANDBOX_UID", "0")
-            prefix = ["unshare", "--user", "--map-root-user", "--mount", "--net", "--pid", "--fork",
-                      "--kill-child", "--mount-proc"]
+            prefix = ["unshare", "--user", "--map-root-user", "--mount", "--net", "--pid", "--ipc",
+                      "--fork", "--kill-child", "--mount-proc"]
         # not exec: the shell (root, PID 1 inside) keeps the parent-death signal that unshare gave it,
         # which a change of user would clear; when it dies, every process in the namespace dies
         script += "\n" + " ".join(shlex.quote(a) for a in [*drop, *inner])
