@@ -10,7 +10,8 @@ grading job (coursekit.grading.job, in its sandbox) left for that submission in
 and gives every autograder-tests cell exactly the grader's points. The notebook nbgrader reads
 is the job's `normalized.ipynb` (the submission mapped onto the release, with the outputs of the
 sandboxed display run), staged by coursekit.course; the config keeps those outputs (its sanitize
-step has no ClearOutput). nbgrader reads a code grade cell's points from its outputs (nbgrader.utils.determine_grade): an `execute_result` whose text is a
+step has no ClearOutput). nbgrader reads a code grade cell's points from its outputs
+(nbgrader.utils.determine_grade): an `execute_result` whose text is a
 number is partial credit, an error or any stderr output is 0. So each tests cell gets the display
 run's outputs made harmless (errors and stderr become plain text, results become displays), one line
 from the grader, and as the last output the points as an `execute_result`; nbgrader's SaveAutoGrades
