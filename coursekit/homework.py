@@ -46,6 +46,7 @@ from coursekit.markers import (  # noqa: F401  (strip_solution_directives, check
 from coursekit.safe_io import NotebookError, atomic_write_text, check_output_dir, make_dirs, read_notebook
 from coursekit.toc import chapter_notebooks
 
+CLAIMS_TAG = "claims"  # hidden cells that assert the text's results (funml_lib.claim)
 HomeworkError = MarkerError  # one error class for every problem; the message names notebook and cell
 
 
@@ -85,6 +86,11 @@ class RemoveSolutionText(Preprocessor):
         for cell in nb.cells:
             _drop_rubric(cell)
             tags, graded = cell_tags(cell), bool(nbgrader_metadata(cell))
+            if CLAIMS_TAG in tags and not graded:
+                # the hidden claims cells state results the exercises ask students to predict
+                # (closed forms, rankings): they are the book's self-test, not the student's
+                stats["claims_removed"] = stats.get("claims_removed", 0) + 1
+                continue
             if graded:  # an answer or an autograder-tests cell: nbgrader's business
                 _drop_solution_tag(cell)
                 cells.append(cell)

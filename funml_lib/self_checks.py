@@ -294,5 +294,7 @@ def check_numbers(**answers: Any) -> None:
             _fail(name, f"{var} must be a number, got {type(value).__name__} ({err})")
         if not math.isfinite(number):
             _fail(name, f"{var} must be a finite number, got {number}")
-        shown.append(f"{var} = {number:.6g}")
+        # a whole number is shown whole (1569784, not 1.56978e+06, which looks rounded)
+        whole = float(number).is_integer() and abs(number) < 2**53
+        shown.append(f"{var} = {int(number)}" if whole else f"{var} = {number:.6g}")
     print(f"{name}: {', '.join(shown)} (the course grader decides whether they are right)")

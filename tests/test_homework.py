@@ -204,9 +204,11 @@ def test_chapter_student_version_has_no_solution(path):
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_chapter_student_code_before_first_exercise_is_unchanged(path):
-    # Code cells are stubbed, never deleted, and everything before the first stub is the chapter's own
-    # code: tests/test_notebooks.py runs that code, so nothing fails before the first exercise.
-    original = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    # Code cells are stubbed, never deleted (only the hidden claims cells go), and everything before
+    # the first stub is the chapter's own code: tests/test_notebooks.py runs that code, so nothing
+    # fails before the first exercise.
+    original = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"
+                and "claims" not in c.metadata.get("tags", [])]
     student = [c.source for c in student_version(nbformat.read(path, as_version=4))[0].cells
                if c.cell_type == "code"]
     assert len(student) == len(original)
@@ -549,3 +551,19 @@ def test_a_chapter_the_toc_lists_but_that_is_missing_is_an_error(tmp_path, capsy
     (tmp_path / "_toc.yml").write_text("chapters: [\n")
     with pytest.raises(TocError, match="_toc.yml is not valid YAML"):
         chapter_paths(book)
+
+
+def test_claims_cells_never_reach_students():
+    """A claims cell spells out results the exercises ask students to predict: it is dropped."""
+    claims = code("relu_only = 0.5 / math.sqrt(2 * math.pi)\nclaim(True, 'the answer')",
+                  tags=["claims", "remove-cell"])
+    kept = code("x = 1")
+    nb, _ = student_version(new_notebook(cells=[kept, claims]))
+    assert [c.source for c in nb.cells] == ["x = 1"]
+
+
+@pytest.mark.parametrize("path", chapter_paths(ROOT / "book"), ids=lambda p: p.stem)
+def test_no_chapter_ships_its_claims(path):
+    nb, _ = student_version(nbformat.read(path, as_version=4), str(path))
+    assert not [c for c in nb.cells if "claims" in c.metadata.get("tags", [])]
+    assert "claim(" not in "\n".join(c.source for c in nb.cells if c.cell_type == "code")
