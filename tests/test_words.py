@@ -57,8 +57,6 @@ MODULE_ROOTS = ("funml_lib", "coursekit", "torch", "numpy", "math", "functools",
 # out of test_every_named_thing_exists and reported by the xfail test below, which passes (XPASS)
 # once the page is fixed; then delete the entry. Review 2026-12-04, N1: the instructors' table
 # lists two self-checks that were removed from funml_lib.self_checks.
-AWAITING_OWNER = {("book/instructors.md", "check_l1_sparsity"),
-                  ("book/instructors.md", "check_corrupt_gaussian")}
 FILE_ENDINGS = (".py", ".md", ".ipynb", ".yml", ".yaml", ".toml", ".json", ".cfg", ".txt",
                 ".js", ".sh", ".bib", ".css", ".db", ".csv")
 
@@ -514,22 +512,10 @@ def citation_problems(text: str) -> list[str]:
 SOURCES = prose_sources()
 
 
-def _awaited(name: str, problem: str) -> bool:
-    return any(page == name and f"'{thing}'" in problem for page, thing in AWAITING_OWNER)
-
-
 @pytest.mark.parametrize("name", sorted(SOURCES))
 def test_every_named_thing_exists(name):
-    problems = [p for p in name_problems(SOURCES[name]) if not _awaited(name, p)]
+    problems = name_problems(SOURCES[name])
     assert not problems, f"{name}:\n" + "\n".join(problems)
-
-
-@pytest.mark.xfail(reason="a page still names something removed; its owner fixes it (AWAITING_OWNER)",
-                   strict=False)
-def test_pages_awaiting_their_owner_are_fixed():
-    problems = [p for name in {page for page, _ in AWAITING_OWNER}
-                for p in name_problems(SOURCES[name]) if _awaited(name, p)]
-    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("name", sorted(SOURCES))
