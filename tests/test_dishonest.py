@@ -129,13 +129,23 @@ VARIANTS = {
         "negative form": "def gaussian_kl_closed_form(mu, logvar):\n"
                          "    return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=-1)\n",
         "in float64": "def gaussian_kl_closed_form(mu, logvar):\n    mu, logvar = mu.double(), logvar.double()\n"
-                      "    return (0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1)).float()\n"},
+                      "    return (0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1)).float()\n",
+        # review: torch.distributions checks its arguments with .item(), which meta tensors cannot
+        # answer (a GPU can): these scored 0 with "on tensors of another device it raised"
+        "torch.distributions": "from torch.distributions import Normal, kl_divergence as kld\n"
+                               "def gaussian_kl_closed_form(mu, logvar):\n    q = Normal(mu, (0.5 * logvar).exp())\n"
+                               "    return kld(q, Normal(torch.zeros_like(mu), torch.ones_like(mu))).sum(-1)\n"},
     "ex-vae-reparam-tests": {
         "pytorch examples": "def reparameterize(mu, logvar):\n    std = logvar.mul(0.5).exp_()\n"
                             "    eps = torch.randn(mu.size(), device=mu.device)\n    return eps.mul(std).add_(mu)\n",
         "torch.normal": "def reparameterize(mu, logvar):\n"
                         "    eps = torch.normal(torch.zeros_like(mu), torch.ones_like(mu))\n"
-                        "    return mu + eps * torch.exp(logvar / 2)\n"},
+                        "    return mu + eps * torch.exp(logvar / 2)\n",
+        "rsample": "def reparameterize(mu, logvar):\n"
+                   "    return torch.distributions.Normal(mu, torch.exp(0.5 * logvar)).rsample()\n",
+        "guard with .any()": "def reparameterize(mu, logvar):\n    if (logvar > 30).any():\n"
+                             "        print('huge logvar')\n"
+                             "    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)\n"},
     "ex-dae-3-tests": {
         "bernoulli": "def mask_noise(x, fraction):\n    return x * torch.bernoulli(torch.full_like(x, 1 - fraction))\n",
         "rescaled dropout": "def mask_noise(x, fraction):\n    return F.dropout(x, p=fraction) * (1 - fraction)\n",
@@ -314,3 +324,22 @@ def test_number_answers_refuse_huge_powers_before_computing_them():
     assert problems == {"a": "a number larger than 1e300"}
     assert values == {"b": 2.0 ** 996, "c": 1e300}
     assert peak < 60_000, peak  # the refused power alone would take 128 kB
+
+
+def test_lone_surrogate_in_an_answer_is_graded_not_a_crash(tmp_path):
+    # "\ud800" is valid JSON but not UTF-8: writing normalized.ipynb raised UnicodeEncodeError, the
+    # job wrote no scores.json and the student lost the points of every exercise
+    number = "kl_value = 0.05 * math.log(0.25) + 0.95 * math.log(0.95 / 0.8)  # \ud800\n"
+    src, sub = course(tmp_path, KL_OK)
+    data = json.loads(sub.read_text())
+    for cell in data["cells"]:
+        if cell["metadata"].get("nbgrader", {}).get("grade_id") == "ex-demo-3-answer":
+            cell["source"] = number
+    sub.write_text(json.dumps(data))  # ensure_ascii: the surrogate is written as the escape \ud800
+    scores = grade_submission(src, sub, tmp_path / "out", secret=SECRET, limits=LIMITS, display=False)
+    assert scores["ok"] and scores["tests"]["ex-demo-3-tests"]["points"] == 2.0
+    assert scores["tests"]["ex-demo-2-tests"]["points"] == 3.0
+    normalized = nbformat.read(tmp_path / "out" / "normalized.ipynb", as_version=4)
+    answer = next(c for c in normalized.cells
+                  if c.metadata.get("nbgrader", {}).get("grade_id") == "ex-demo-3-answer")
+    assert answer.source == number.replace("\ud800", "\ufffd")

@@ -40,8 +40,12 @@ class Submission:
 def _source(cell: dict) -> str:
     src = cell.get("source", cell.get("input", ""))
     if isinstance(src, list):
-        return "".join(s for s in src if isinstance(s, str))
-    return src if isinstance(src, str) else ""
+        src = "".join(s for s in src if isinstance(s, str))
+    if not isinstance(src, str):
+        return ""
+    # a lone surrogate ("\ud800" is valid JSON) cannot be written as UTF-8: the job died writing
+    # normalized.ipynb and the student lost every point; it becomes U+FFFD
+    return src.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _nbgrader(cell: Any) -> dict:
