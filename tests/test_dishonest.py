@@ -6,6 +6,7 @@ process, like a submission's exercises do); attacks on the process itself get th
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import nbformat
@@ -343,3 +344,16 @@ def test_lone_surrogate_in_an_answer_is_graded_not_a_crash(tmp_path):
     answer = next(c for c in normalized.cells
                   if c.metadata.get("nbgrader", {}).get("grade_id") == "ex-demo-3-answer")
     assert answer.source == number.replace("\ud800", "\ufffd")
+
+
+def test_number_answers_read_augmented_and_tuple_assignments_as_python_does():
+    # honest answers that Python computes correctly were read as the first partial value (+=) or
+    # as "not assigned" (tuple), and scored 0
+    from coursekit.grading.numbers import read_numbers
+
+    values, problems = read_numbers("import math\nkl = 0.05 * math.log(0.25)\nkl += 0.95 * math.log(0.95 / 0.8)\n"
+                                    "factor_on, factor_off = 0.5 * (1 - 0.5), 0.01 * 0.99\n"
+                                    "z = 1\nz, w = 2, z\nc = 2\nc *= unknown\n")
+    assert values == {"kl": 0.05 * math.log(0.25) + 0.95 * math.log(0.95 / 0.8), "factor_on": 0.25,
+                      "factor_off": 0.01 * 0.99, "z": 2.0, "w": 1.0}
+    assert problems == {"c": "the name 'unknown' is not a number assigned above in this cell"}

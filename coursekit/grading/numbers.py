@@ -153,19 +153,31 @@ def read_numbers(source: str) -> tuple[dict[str, float], dict[str, str]]:
         if isinstance(stmt, ast.ImportFrom) and stmt.module == "math":
             ev.math_names.update(a.asname or a.name for a in stmt.names)
             continue
-        target = value = None
+        pairs: list[tuple[ast.AST, ast.AST]] = []
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
-            target, value = stmt.targets[0], stmt.value
+            pairs = [(stmt.targets[0], stmt.value)]
         elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
-            target, value = stmt.target, stmt.value
-        if not isinstance(target, ast.Name):
-            continue  # imports, prints, comments: not answers
-        try:
-            ev.names[target.id] = float(ev.number(value))
-            problems.pop(target.id, None)
-        except (Unreadable, RecursionError) as err:
-            ev.names.pop(target.id, None)
-            problems[target.id] = str(err) if isinstance(err, Unreadable) else "expression nested too deeply"
+            pairs = [(stmt.target, stmt.value)]
+        elif isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
+            # `kl = 0.05 * log(0.25)` then `kl += 0.95 * log(0.95 / 0.8)`: the sum, as Python has it
+            load = ast.Name(id=stmt.target.id, ctx=ast.Load())
+            pairs = [(stmt.target, ast.BinOp(left=load, op=stmt.op, right=stmt.value))]
+        if (pairs and isinstance(pairs[0][0], ast.Tuple) and isinstance(pairs[0][1], ast.Tuple)
+                and len(pairs[0][0].elts) == len(pairs[0][1].elts)):
+            pairs = list(zip(pairs[0][0].elts, pairs[0][1].elts))  # factor_on, factor_off = 0.25, 0.0099
+        values: dict[str, float] = {}
+        for target, value in pairs:  # a tuple's values all come from the names before it
+            if not isinstance(target, ast.Name):
+                continue  # imports, prints, comments: not answers
+            try:
+                values[target.id] = float(ev.number(value))
+                problems.pop(target.id, None)
+            except (Unreadable, RecursionError) as err:
+                values.pop(target.id, None)
+                ev.names.pop(target.id, None)
+                problems[target.id] = (str(err) if isinstance(err, Unreadable)
+                                       else "expression nested too deeply")
+        ev.names.update(values)
     return ev.names, problems
 
 
