@@ -12,8 +12,8 @@ other dependencies are installed only when missing (no `--upgrade`: a runtime ke
 or 8), and torch/torchvision are never named, so Colab's own CUDA build of torch stays. Modules of an
 older funml_lib already imported in the runtime are dropped from `sys.modules`, so the next import
 reads the new version. An install that fails (no network, a private repository) or hangs (bounded by
-pip's --timeout and a subprocess timeout; git never waits for a password) stops the notebook with one
-sentence saying what failed and what to do, not pip's traceback.
+pip's --timeout, git's low-speed limit and a subprocess timeout; git never waits for a password)
+stops the notebook with one sentence saying what failed and what to do, not pip's traceback.
 
 A course that forks the book changes the address everywhere with one command, run from the
 repository root (it rewrites _config.yml, the two constants below and every chapter's first cell):
@@ -76,11 +76,16 @@ if IN_COLAB:
 
     for _what, _args in [("the packages the course needs", _needs),
                          ("the course library from " + _url, _lib)]:
-        try:  # no password prompt from git: a private repository fails
+        # no password prompt from git (a private repository fails), and
+        # git gives up on a download that stalls instead of waiting
+        _env = dict(os.environ, GIT_TERMINAL_PROMPT="0",
+                    GIT_HTTP_LOW_SPEED_LIMIT="1",
+                    GIT_HTTP_LOW_SPEED_TIME="{PIP_TIMEOUT_S}")
+        try:
             _run = subprocess.run(
                 _pip + _args, capture_output=True, text=True,
                 stdin=subprocess.DEVNULL, timeout={INSTALL_TIMEOUT_S},
-                env=dict(os.environ, GIT_TERMINAL_PROMPT="0"))
+                env=_env)
             _failed = "failed" if _run.returncode else ""
         except subprocess.TimeoutExpired:
             _failed = "did not finish in {INSTALL_TIMEOUT_S} s"

@@ -50,8 +50,8 @@ def colab_link(docname: str) -> str:
 def test_one_source_of_truth_for_url_and_branch():
     repo = CONFIG["repository"]
     assert colab.REPO_URL == repo["url"].rstrip("/")
-    # without `branch` the theme links to "master"; this repository's branch is main
-    assert repo.get("branch") == colab.BRANCH == "main"
+    # without `branch` the theme links to "master"; a fork may use another branch (term2, ...)
+    assert repo.get("branch") == colab.BRANCH == colab.check_branch(colab.BRANCH)
     assert CONFIG["launch_buttons"]["colab_url"].rstrip("/") == "https://colab.research.google.com"
 
 
@@ -128,6 +128,9 @@ def test_setup_cell_in_colab_installs_from_the_repository(monkeypatch):
         assert cmd[cmd.index("--timeout") + 1] == str(colab.PIP_TIMEOUT_S) == "30"
         assert kwargs["timeout"] == colab.INSTALL_TIMEOUT_S == 600
         assert kwargs["stdin"] == subprocess.DEVNULL and kwargs["env"]["GIT_TERMINAL_PROMPT"] == "0"
+        # git drops a clone that moves less than 1 byte/s for 30 s (it has no timeout of its own)
+        assert kwargs["env"]["GIT_HTTP_LOW_SPEED_LIMIT"] == "1"
+        assert kwargs["env"]["GIT_HTTP_LOW_SPEED_TIME"] == "30"
         assert kwargs["capture_output"] is True  # pip's own output stays out of the notebook
     assert "funml_lib" in namespace["dropped"] and "funml_lib.losses" in namespace["dropped"]
 
@@ -278,7 +281,7 @@ def built_page(docname: str) -> str:
 def test_colab_link_formula():
     slug = colab.REPO_URL.split("github.com/")[1]
     assert colab_link("book/02_sparse_autoencoders") == (
-        f"https://colab.research.google.com/github/{slug}/blob/main/book/02_sparse_autoencoders.ipynb")
+        f"https://colab.research.google.com/github/{slug}/blob/{colab.BRANCH}/book/02_sparse_autoencoders.ipynb")
 
 
 @pytest.mark.parametrize("docname", CHAPTERS)
