@@ -357,3 +357,34 @@ def test_number_answers_read_augmented_and_tuple_assignments_as_python_does():
     assert values == {"kl": 0.05 * math.log(0.25) + 0.95 * math.log(0.95 / 0.8), "factor_on": 0.25,
                       "factor_off": 0.01 * 0.99, "z": 2.0, "w": 1.0}
     assert problems == {"c": "the name 'unknown' is not a number assigned above in this cell"}
+
+
+def test_display_outputs_carry_no_script_to_the_hand_graders_browser():
+    # the display run's outputs reach nbgrader's formgrader and feedback, which render HTML unsanitized:
+    # an answer's IPython.display.HTML('<script>...') ran in the instructor's logged-in browser
+    from coursekit.grading.job import _safe_outputs
+
+    outs = [{"output_type": "display_data", "metadata": {"text/html": {"isolated": True}},
+             "data": {"text/html": "<script>fetch('/formgrader/api/grade')</script>", "text/plain": "<HTML>"}},
+            {"output_type": "display_data", "metadata": {}, "data": {"application/javascript": "alert(1)"}},
+            {"output_type": "execute_result", "execution_count": 3, "metadata": {"image/png": {"width": 3}},
+             "data": {"image/png": "iVBORw0KGgo=", "image/svg+xml": "<svg onload='alert(1)'/>",
+                      "text/plain": "<Figure>"}},
+            {"output_type": "stream", "name": "stdout", "text": "<b>kept as text</b>\n"}]
+    assert [dict(o) for o in _safe_outputs(outs)] == [
+        {"output_type": "display_data", "metadata": {}, "data": {"text/plain": "<HTML>"}},
+        {"output_type": "execute_result", "execution_count": 3, "metadata": {"image/png": {"width": 3}},
+         "data": {"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"}},
+        {"output_type": "stream", "name": "stdout", "text": "<b>kept as text</b>\n"}]
+
+
+def test_number_answers_accept_math_aliases_pow_and_round():
+    # honest spellings that scored 0 ("math.pow is not one of the allowed functions", "only math
+    # functions may be called" for `ln` after `from math import log as ln`, "m.log" after `import math as m`)
+    from coursekit.grading.numbers import read_numbers
+
+    values, problems = read_numbers("import math as m\nfrom math import log as ln, pi as PI\n"
+                                    "a = m.log(4)\nb = ln(4)\nc = PI\nd = math.pow(2, 10)\ne = round(0.09394, 3)\n"
+                                    "f = round(0.5, 0.5)\ng = math.pow(10, 400)\n")
+    assert values == {"a": math.log(4), "b": math.log(4), "c": math.pi, "d": 1024.0, "e": 0.094}
+    assert problems == {"f": "round(x, ndigits) needs a whole number of digits", "g": "pow(10, 400) is too large"}

@@ -249,10 +249,26 @@ def _display(nb: nbformat.NotebookNode, scores: dict, hide: list[str]) -> float:
     return result.cpu_s
 
 
+# MIME types of the display run that nbgrader's formgrader and feedback (nbconvert HTML, not
+# sanitized) may show: text/html, SVG, Markdown and JavaScript outputs of student code would run as
+# script in the hand grader's browser, logged in to the gradebook; IPython sends text/plain with them
+SAFE_MIME = ("text/plain", "image/png", "image/jpeg")
+
+
 def _safe_outputs(outs: list) -> list:
-    """Outputs that pass nbformat's schema, cut after MAX_OUTPUT_CHARS; anything else is dropped."""
+    """Outputs that pass nbformat's schema, cut after MAX_OUTPUT_CHARS; anything else is dropped.
+
+    Rich outputs keep only SAFE_MIME (one with none of them left is dropped).
+    """
     kept, size = [], 0
     for out in outs:
+        if isinstance(out, dict) and isinstance(out.get("data"), dict):
+            data = {k: v for k, v in out["data"].items() if k in SAFE_MIME}
+            if not data:
+                continue
+            out = {**out, "data": data,
+                   "metadata": {k: v for k, v in (out.get("metadata") or {}).items() if k in data}
+                   if isinstance(out.get("metadata"), dict) else {}}
         try:
             node = nbformat.from_dict(out)
             probe = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(outputs=[node])])

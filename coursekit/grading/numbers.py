@@ -6,7 +6,8 @@ An answer cell of a number exercise holds one assignment per line, e.g.
     predicted_rank = 10
 
 An expression may use number literals, + - * / // % **, parentheses, math.pi / math.e / math.tau,
-the functions listed in FUNCTIONS (as `math.sqrt(2)` or, after `from math import sqrt`, `sqrt(2)`),
+the functions listed in FUNCTIONS (as `math.sqrt(2)`, after `import math as m` `m.sqrt(2)`, or after
+`from math import sqrt` / `log as ln`, `sqrt(2)` / `ln(2)`; `abs` and `round` as built-ins),
 and names assigned earlier in the same cell. Anything else (a call to another function, a string,
 a bool, a comprehension, an attribute of anything but math) makes that one name's answer unreadable:
 0 points for it, with a message. References live in coursekit/grading/answers/chNN.py (NUMBERS).
@@ -25,7 +26,10 @@ FUNCTIONS: dict[str, Callable[..., float]] = {
     "sqrt": math.sqrt, "log": math.log, "exp": math.exp, "log2": math.log2, "log10": math.log10,
     "log1p": math.log1p, "expm1": math.expm1, "sin": math.sin, "cos": math.cos, "tan": math.tan,
     "atan": math.atan, "tanh": math.tanh, "erf": math.erf, "fabs": math.fabs, "abs": abs,
+    "pow": math.pow, "round": round,
 }
+TWO_ARGS = ("log", "pow", "round")  # log(x, base), pow(x, y), round(x, ndigits)
+BUILTINS = ("abs", "round")  # callable without math.
 MAX_EXPONENT = 1024  # |b| in a ** b; larger powers of ints could take the grader's memory
 MAX_MAGNITUDE = 1e300
 MAX_SOURCE = 20_000
@@ -44,7 +48,8 @@ def _clean(source: str) -> str:
 class _Evaluator:
     def __init__(self) -> None:
         self.names: dict[str, float] = {}
-        self.math_names: set[str] = set()  # names imported from math: `from math import sqrt, pi`
+        self.math_names: dict[str, str] = {}  # `from math import sqrt, log as ln`: {"sqrt": "sqrt", "ln": "log"}
+        self.math_modules = {"math"}  # `import math as m`
 
     def number(self, node: ast.AST) -> float | int:
         value = self._eval(node)
@@ -66,15 +71,16 @@ class _Evaluator:
             return -value if isinstance(node.op, ast.USub) else +value
         if isinstance(node, ast.BinOp):
             return self._binop(node)
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "math":
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id in self.math_modules):
             if node.attr in CONSTANTS:
                 return CONSTANTS[node.attr]
             raise Unreadable(f"math.{node.attr} is not one of the allowed constants (pi, e, tau)")
         if isinstance(node, ast.Name):
             if node.id in self.names:
                 return self.names[node.id]
-            if node.id in CONSTANTS and node.id in self.math_names:
-                return CONSTANTS[node.id]
+            if self.math_names.get(node.id) in CONSTANTS:
+                return CONSTANTS[self.math_names[node.id]]
             raise Unreadable(f"the name {node.id!r} is not a number assigned above in this cell")
         if isinstance(node, ast.Call):
             return self._call(node)
@@ -115,17 +121,25 @@ class _Evaluator:
 
     def _call(self, node: ast.Call) -> float:
         func = node.func
-        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "math":
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in self.math_modules:
             name = func.attr
-        elif isinstance(func, ast.Name) and (func.id in self.math_names or func.id == "abs"):
+        elif isinstance(func, ast.Name) and func.id in self.math_names:
+            name = self.math_names[func.id]
+        elif isinstance(func, ast.Name) and func.id in BUILTINS:
             name = func.id
         else:
             raise Unreadable("only math functions may be called: " + ", ".join(sorted(FUNCTIONS)))
         if name not in FUNCTIONS:
             raise Unreadable(f"math.{name} is not one of the allowed functions")
-        if node.keywords or not 1 <= len(node.args) <= 2 or name != "log" and len(node.args) != 1:
-            raise Unreadable(f"{name}() takes one number (log: a number and an optional base)")
+        if node.keywords or not 1 <= len(node.args) <= 2 or name not in TWO_ARGS and len(node.args) != 1:
+            raise Unreadable(f"{name}() takes one number (log, pow, round: two)")
+        if name == "pow" and len(node.args) != 2:
+            raise Unreadable("pow() takes two numbers")
         args = [self.number(a) for a in node.args]
+        if name == "round" and len(args) == 2:
+            if not float(args[1]).is_integer() or abs(args[1]) > 400:
+                raise Unreadable("round(x, ndigits) needs a whole number of digits")
+            args[1] = int(args[1])
         try:
             return FUNCTIONS[name](*args)
         except (ValueError, ZeroDivisionError):
@@ -151,7 +165,10 @@ def read_numbers(source: str) -> tuple[dict[str, float], dict[str, str]]:
     problems: dict[str, str] = {}
     for stmt in tree.body:
         if isinstance(stmt, ast.ImportFrom) and stmt.module == "math":
-            ev.math_names.update(a.asname or a.name for a in stmt.names)
+            ev.math_names.update((a.asname or a.name, a.name) for a in stmt.names)
+            continue
+        if isinstance(stmt, ast.Import):
+            ev.math_modules.update(a.asname for a in stmt.names if a.name == "math" and a.asname)
             continue
         pairs: list[tuple[ast.AST, ast.AST]] = []
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
