@@ -388,3 +388,24 @@ def test_number_answers_accept_math_aliases_pow_and_round():
                                     "f = round(0.5, 0.5)\ng = math.pow(10, 400)\n")
     assert values == {"a": math.log(4), "b": math.log(4), "c": math.pi, "d": 1024.0, "e": 0.094}
     assert problems == {"f": "round(x, ndigits) needs a whole number of digits", "g": "pow(10, 400) is too large"}
+
+
+def test_copy_pasted_answer_cell_with_the_stub_left_above_is_graded_on_the_answer(tmp_path):
+    # the first copy was graded even when it was the untouched stub: an honest answer scored 0
+    stub = "def kl_divergence(rho, rho_hat):\n    # YOUR CODE HERE\n    raise NotImplementedError()\n"
+    src, sub = course(tmp_path, stub)
+    nb = nbformat.read(sub, as_version=4)
+    answer = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "ex-demo-2-answer")
+    for i, code in enumerate([KL_WRONG, KL_OK]):  # two copies below the stub: only the first answered counts
+        copy = nbformat.from_dict(json.loads(json.dumps(answer)))
+        copy.id, copy.source = f"copy-{i}", code
+        nb.cells.insert(nb.cells.index(answer) + 1 + i, copy)
+    nbformat.write(nb, sub)
+    scores = grade_submission(src, sub, tmp_path / "out", secret=SECRET, limits=LIMITS, display=False)
+    assert scores["tests"]["ex-demo-2-tests"]["points"] == 0.0  # KL_WRONG, never the best copy
+    assert ("cell ex-demo-2-answer appears 3 times; copy 2, the first one without the stub's "
+            "NotImplementedError, is graded") in scores["notes"]
+    nb.cells.remove(next(c for c in nb.cells if c.get("id") == "copy-0"))
+    nbformat.write(nb, sub)
+    scores = grade_submission(src, sub, tmp_path / "out", secret=SECRET, limits=LIMITS, display=False)
+    assert scores["tests"]["ex-demo-2-tests"]["points"] == 3.0

@@ -126,9 +126,17 @@ def read_submission(source: NotebookNode, path: str | Path) -> Submission:
             continue
         source_ids.add(gid)
         found = by_id.get(gid, [])
-        if len(found) > 1:
-            notes.append(f"cell {gid} appears {len(found)} times; the first one is graded")
         theirs = found[0] if found else None
+        if len(found) > 1:
+            # an honest copy-paste where the student wrote in the copy and left the stub above: the
+            # first answered copy counts (still one answer: never the best of several)
+            answered = [i for i, c in enumerate(found) if "NotImplementedError" not in _source(c)]
+            if meta.get("solution") and answered and answered[0] > 0:
+                theirs = found[answered[0]]
+                notes.append(f"cell {gid} appears {len(found)} times; copy {answered[0] + 1}, the first "
+                             "one without the stub's NotImplementedError, is graded")
+            else:
+                notes.append(f"cell {gid} appears {len(found)} times; the first one is graded")
         if theirs is not None:
             changed = [f"{k} {meta.get(k)!r} -> {_nbgrader(theirs).get(k)!r}" for k in _FIELDS
                        if _nbgrader(theirs).get(k) != meta.get(k)]
