@@ -409,3 +409,10 @@ def test_copy_pasted_answer_cell_with_the_stub_left_above_is_graded_on_the_answe
     nbformat.write(nb, sub)
     scores = grade_submission(src, sub, tmp_path / "out", secret=SECRET, limits=LIMITS, display=False)
     assert scores["tests"]["ex-demo-2-tests"]["points"] == 3.0
+
+
+def test_a_student_whose_id_is_submitted_is_named_right():
+    from coursekit.grading.job import _student
+
+    assert _student(Path("c/submitted/submitted/02_x/02_x.ipynb")) == "submitted"  # was "02_x"
+    assert _student(Path("c/submitted/ada/02_x/02_x.ipynb")) == "ada"

@@ -33,6 +33,8 @@ MAX_OUTPUT_CHARS = 100_000  # per cell, in the normalized notebook
 def _student(path: Path) -> str:
     """The student's id from .../submitted/<student>/<chapter>/<file> (else the grandparent folder)."""
     parts = path.parts
+    if len(parts) >= 4 and parts[-4] == "submitted":  # a student whose id is "submitted" too
+        return parts[-3]
     if "submitted" in parts:
         i = len(parts) - 1 - parts[::-1].index("submitted")
         if i + 1 < len(parts) - 1:

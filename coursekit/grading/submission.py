@@ -6,7 +6,8 @@
 A submission is only a container for the student's answer cells. Everything else comes from the
 source notebook: the cells, their order, the locked and tests cells, the metadata and the points.
 For each answer cell of the source (nbgrader solution: true) the student's cell with the same
-grade_id is taken; the first one when an honest copy-paste duplicated it. Whatever the file looks
+grade_id is taken; when an honest copy-paste duplicated it, the first one (the first answered one
+when the first is still the stub). Whatever the file looks
 like (invalid or truncated JSON, another nbformat or schema version, deleted, edited or duplicated
 cells, changed nbgrader metadata), the result is a notebook and one-line notes, never an exception.
 """
