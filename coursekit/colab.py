@@ -233,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     except AddressError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a write failed (disk full, no permission): _write_all put the others back
+        print(f"error: could not write every copy ({err}); the files already rewritten were put back, "
+              "so every copy still has the old address", file=sys.stderr)
+        return 2
     for path in changed:
         print(f"rewrote {path}")
     print(f"{len(changed)} file(s) changed" if changed else "every copy already had this address")

@@ -409,6 +409,14 @@ def test_nothing_is_written_unless_every_copy_can_be(book_copy, capsys, monkeypa
     with pytest.raises(OSError, match="No space left"):
         colab.rewrite(book_copy, "https://github.com/a/b", "main")
     assert snapshot(book_copy) == before and len(writes) == 4 + 3  # three written, three put back
+    # the command says so in one line, without a traceback
+    writes.clear()
+    capsys.readouterr()
+    assert colab.main(["--repository", "https://github.com/a/b", "--root", str(book_copy)]) == 2
+    assert capsys.readouterr().err == (
+        "error: could not write every copy ([Errno 28] No space left on device); the files already "
+        "rewritten were put back, so every copy still has the old address\n")
+    assert snapshot(book_copy) == before and len(writes) == 4 + 3
 
 
 def test_a_symlinked_copy_is_refused_before_anything_is_written(book_copy, capsys):
