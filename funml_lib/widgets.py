@@ -6,8 +6,8 @@ for readers without JavaScript) and below it sliders over precomputed frames (se
 with ipywidgets 8 they are linked in the browser, so they work in Jupyter, in Colab and on the book's
 static HTML pages with no kernel behind them; with ipywidgets 7 a kernel callback swaps the frame.
 Without usable widgets an explorer shows its static figure and one sentence why. FUNML_STATIC=1
-skips the frames and shows only the static figure (quick test runs). The drawing lives in pure functions (`draw_kl`, `draw_filters`, `draw_denoising`,
-`draw_decoded`) that draw on a matplotlib Axes and return the numbers they drew.
+skips the frames and shows only the static figure (quick test runs). The drawing lives in pure
+functions (`draw_kl`, `draw_filters`, `draw_denoising`, `draw_decoded`) that draw on a matplotlib Axes and return the numbers they drew.
 """
 from __future__ import annotations
 
