@@ -7,7 +7,8 @@ with ipywidgets 8 they are linked in the browser, so they work in Jupyter, in Co
 static HTML pages with no kernel behind them; with ipywidgets 7 a kernel callback swaps the frame.
 Without usable widgets an explorer shows its static figure and one sentence why. FUNML_STATIC=1
 skips the frames and shows only the static figure (quick test runs). The drawing lives in pure
-functions (`draw_kl`, `draw_filters`, `draw_denoising`, `draw_decoded`) that draw on a matplotlib Axes and return the numbers they drew.
+functions (`draw_kl`, `draw_filters`, `draw_denoising`, `draw_decoded`) that draw on a matplotlib
+Axes and return the numbers they drew.
 """
 from __future__ import annotations
 
