@@ -633,7 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     if command == "grade":
         parser.add_argument("assignment", help="the chapter, e.g. 02_sparse_autoencoders")
         parser.add_argument("student", help="the student id (folder name under submitted/)")
-        parser.add_argument("grade_id", help="the graded cell, e.g. ex-sparse-1-answer")
+        parser.add_argument("grade_id", help="the graded cell, e.g. ex-sparse-2-answer")
         parser.add_argument("points", type=float, help="points given")
     args = parser.parse_args(argv)
     if command == "autograde" and args.jobs < 1:

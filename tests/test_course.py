@@ -523,3 +523,16 @@ def test_points_table_matches_the_chapters():
     assert rows == expected
     auto, manual = sum(v[0] for v in expected.values()), sum(v[1] for v in expected.values())
     assert f"| the book | {auto:g} | {manual:g} | {round(100 * auto / (auto + manual))} % |" in table
+
+
+def test_the_documented_grade_command_names_a_hand_graded_cell():
+    """book/instructors.md's `grade` example works on the real chapter: the grade id is a hand-graded
+    answer of that chapter and the points fit (it named an autograded answer cell once)."""
+    text = (ROOT / "book" / "instructors.md").read_text(encoding="utf-8")
+    examples = re.findall(r"coursekit\.course grade course \\\n\s+(\S+) (\S+) (\S+) (\d+)\n", text)
+    assert examples, "no `grade` example found in book/instructors.md"
+    for chapter, _student, grade_id, points in examples:
+        nb = nbformat.read(ROOT / "book" / f"{chapter}.ipynb", as_version=4)
+        meta = _meta(_cell(nb, grade_id))
+        assert meta.get("grade") and meta.get("solution"), (grade_id, meta)  # graded by hand
+        assert 0 <= int(points) <= meta["points"], (grade_id, points, meta["points"])
