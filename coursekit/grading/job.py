@@ -2,7 +2,10 @@
 
     python -m coursekit.grading.job SOURCE SUBMISSION OUT_DIR [--secret-file F] [--no-display]
 
-SOURCE is the course's source notebook (course/source/<chapter>/<chapter>.ipynb), SUBMISSION the
+SOURCE is the chapter as released to students (course/release/<chapter>/<chapter>.ipynb, what
+`coursekit.course autograde` passes: every cell but the answers is copied from it into the graded
+notebook, so solution explanations never reach feedback; the course's source notebook works too, for
+a quick check, but then its explanations end up in normalized.ipynb), SUBMISSION the
 student's file (course/submitted/<student>/<chapter>/<chapter>.ipynb). The job writes, atomically,
 OUT_DIR/scores.json and OUT_DIR/normalized.ipynb (the submission with its locked cells restored
 from the source, and, with display on, the outputs of a sandboxed run for the hand grader).
@@ -83,7 +86,7 @@ def grade_submission(source_nb: str | Path, submission_path: str | Path, out_dir
                      secret: str, limits: Limits | None = None, display: bool = True) -> dict:
     """Grade one submission; write OUT_DIR/scores.json and OUT_DIR/normalized.ipynb; return the scores.
 
-    source_nb: the source notebook (the reference for cells, metadata and points);
+    source_nb: the released notebook (the reference for cells, metadata and points; see above);
     submission_path: the submitted notebook, .../submitted/<student>/<chapter>/<file>.ipynb (the
     student's name is read from the path); out_dir: created if missing; secret: the course's secret
     string (the hidden inputs of the function probes derive from it; keep it out of student hands);
