@@ -55,9 +55,11 @@ SECRET = ".grading_secret"
 GRADING_DIR = "grading"  # results/<chapter>/<student>/, staging/<student>/<chapter>/, ledger.json
 STAGING = f"{GRADING_DIR}/staging"
 # zip_collect: downloads named <student-id>_<chapter>.ipynb (student ids without "_"), or Moodle's
-# "<Full Name>_<id>_assignsubmission_file_<chapter>.ipynb"; the chapter starts with two digits
+# "<Full Name>_<id>_assignsubmission_file_<chapter>.ipynb"; the chapter starts with two digits. A
+# browser's " (1)" before .ipynb (a second download) is allowed: nbgrader skipped such a file with
+# a warning only, so the student got no grade.
 ZIP_REGEXP = (r".*/(?:[^/]*_(?=\d+_assignsubmission_file_))?(?P<student_id>[A-Za-z0-9.@-]+)_"
-              r"(?:assignsubmission_file_)?(?P<file_id>\d\d_[A-Za-z0-9_]+)\.ipynb$")
+              r"(?:assignsubmission_file_)?(?P<file_id>\d\d_[A-Za-z0-9_]+)(?: ?\(\d+\))?\.ipynb$")
 # nbgrader log lines an instructor must see: tampering with locked cells or points, unknown or
 # missing cells, late work, and nbgrader's own errors
 WARNING_PATTERNS = ("has changed", "Missing grade cell", "does not exist in the database", "late",

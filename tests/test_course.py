@@ -536,3 +536,16 @@ def test_the_documented_grade_command_names_a_hand_graded_cell():
         meta = _meta(_cell(nb, grade_id))
         assert meta.get("grade") and meta.get("solution"), (grade_id, meta)  # graded by hand
         assert 0 <= int(points) <= meta["points"], (grade_id, points, meta["points"])
+
+
+@pytest.mark.parametrize("name, student, chapter", [
+    ("alice_02_sparse_autoencoders.ipynb", "alice", "02_sparse_autoencoders"),
+    ("alice_02_sparse_autoencoders (1).ipynb", "alice", "02_sparse_autoencoders"),  # a 2nd download
+    ("Dan Brown_4712_assignsubmission_file_02_sparse_autoencoders (2).ipynb", "4712",
+     "02_sparse_autoencoders"),
+    ("alice_02_sparse_autoencoders.py", None, None),
+    ("02_sparse_autoencoders.ipynb", None, None),
+])
+def test_zip_collect_pattern_reads_student_and_chapter(name, student, chapter):
+    m = re.match(course.ZIP_REGEXP, f"/x/downloaded/02/extracted/{name}")
+    assert (m["student_id"], m["file_id"]) == (student, chapter) if student else m is None
