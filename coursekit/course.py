@@ -611,8 +611,11 @@ def _nbgrader_warnings(log: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv.pop(0) if argv and argv[0] in ("build", "autograde", "scores", "grade") else "build"
+    # `--help` alone shows build's options (the default command): name the others too
     parser = argparse.ArgumentParser(prog=f"python -m coursekit.course {command}",
-                                     description=__doc__.split("\n")[0])
+                                     description=__doc__.split("\n")[0],
+                                     epilog="commands: build (the default), autograde, scores, grade; "
+                                     "`python -m coursekit.course COMMAND --help` shows each")
     if command == "build":
         parser.add_argument("src_dir", help="folder with the chapter notebooks, e.g. book")
         parser.add_argument("course_dir", help="the nbgrader course folder to write, e.g. course")

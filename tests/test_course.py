@@ -549,3 +549,11 @@ def test_the_documented_grade_command_names_a_hand_graded_cell():
 def test_zip_collect_pattern_reads_student_and_chapter(name, student, chapter):
     m = re.match(course.ZIP_REGEXP, f"/x/downloaded/02/extracted/{name}")
     assert (m["student_id"], m["file_id"]) == (student, chapter) if student else m is None
+
+
+def test_help_names_every_command(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        course.main(["--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0
+    assert "commands: build (the default), autograde, scores, grade" in out
