@@ -500,9 +500,11 @@ def autograde(course_dir: str | Path, assignments: list[str] | None = None, stud
             raise NotebookError(f"no submissions of {', '.join(missing)} in {course / 'submitted'}/<student>/")
         subs = [s for s in subs if s.chapter in assignments]
     if student:
+        students = sorted({s.student for s in subs})
         subs = [s for s in subs if s.student == student]
-        if not subs:
-            raise NotebookError(f"no submission of student {student!r} in {course / 'submitted'}")
+        if not subs:  # a typo: say which ids there are, as `grade` does
+            raise NotebookError(f"no submission of student {student!r} in {course / 'submitted'}; "
+                                f"students: {', '.join(students) or 'none'}")
     if not subs:
         raise NotebookError(f"no submissions in {course / 'submitted'}: put each as "
                             "submitted/<student>/<chapter>/<chapter>.ipynb")

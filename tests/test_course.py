@@ -431,6 +431,11 @@ def test_autograde_without_course_or_submissions_says_what_to_do(tmp_path, capsy
     assert "no submissions in" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         course.main(["autograde", str(tmp_path / "course"), "--jobs", "0"])
+    for student in ("bob", "ada"):
+        submit(tmp_path / "course", student, "01_demo", "{}")
+    assert course.main(["autograde", str(tmp_path / "course"), "--student", "adaa"]) == 2
+    assert "no submission of student 'adaa' in " in (err := capsys.readouterr().err)
+    assert err.rstrip().endswith("; students: ada, bob")  # a typo lists the ids, as `grade` does
 
 
 def test_release_is_the_student_version(demo):
