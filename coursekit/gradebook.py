@@ -69,8 +69,9 @@ def read_scores(course_dir: str | Path) -> list[Score]:
                             manual_max += g.max_score
                             if g.needs_manual_grade:
                                 pending += 1
-                            else:
-                                manual += g.score or 0.0
+                            # points kept for review (the file changed since) still count, as in
+                            # nbgrader's export: g.score is the manual score when a person gave one
+                            manual += g.score or 0.0
                         else:
                             auto += g.score or 0.0
                             auto_max += g.max_score

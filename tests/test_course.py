@@ -273,6 +273,18 @@ def test_hand_grades_survive_a_second_autograde(demo, capsys):
     report = autograde(c, ["01_demo"], student="full", display=False, verbose=False)
     after = {r.student: r for r in read_scores(c)}
     assert after == before and report.graded == 1
+    # the student's file changes: the point stays given (as nbgrader's export counts it) and waits
+    path = c / "submitted" / "full" / "01_demo" / "01_demo.ipynb"
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original.replace(b'"cells": [', b'"cells": [{"cell_type": "markdown", '
+                                          b'"metadata": {}, "source": "late edit"}, ', 1))
+        report = autograde(c, ["01_demo"], student="full", display=False, verbose=False)
+        assert any("full/01_demo: the submission changed" in line for line in report.lines)
+        changed = {r.student: r for r in read_scores(c)}["full"]
+        assert (changed.manual, changed.needs_manual, changed.total) == (1, 1, 6)
+    finally:
+        path.write_bytes(original)
 
 
 def test_zip_collect_sorts_downloads_into_submitted(demo):
