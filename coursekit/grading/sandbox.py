@@ -184,32 +184,58 @@ def _interpreter(allow_library: bool) -> list[str]:
     return [os.path.realpath(sys.executable), "-I", "-S"]
 
 
+STAGING_CANDIDATES = ("/mnt", "/media", "/srv", "/opt", "/boot")
+
+
+def _staging_dir(keep: Sequence[str]) -> str:
+    """An existing folder to mount the staging tmpfs on: not /tmp (a project, its venv or the
+    Python installation may live there, as in a clone under /tmp) and holding no kept path."""
+    for path in STAGING_CANDIDATES:
+        if os.path.isdir(path) and not os.path.islink(path) and not any(_under(k, path) for k in keep):
+            return path
+    raise RuntimeError("coursekit.grading.sandbox: none of " + ", ".join(STAGING_CANDIDATES)
+                       + " is a plain folder to stage the sandbox's mounts on")
+
+
 def _setup_script(hide: Sequence[str], keep: Sequence[str], mask_in_keep: Sequence[str]) -> str:
-    """Shell run as root inside the new namespaces, before the privileges are dropped."""
+    """Shell run as root inside the new namespaces, before the privileges are dropped.
+
+    1. the kept folders (Python, the venv, funml_lib for the display run) are bound into a private
+       staging tmpfs while they are still visible, wherever they live (/tmp, /root, the project);
+    2. every hidden folder gets an empty tmpfs over it; /tmp gets the run's own writable tmpfs;
+    3. kept folders that a mask covered are bound back, read-only, at their own paths;
+    4. every other mount becomes read-only, and the staging tmpfs goes.
+    """
     q = shlex.quote
+    stage = _staging_dir(keep)
     lines = ["set -e", "mount --make-rprivate /",
-             "mount -t tmpfs -o size=1m,mode=700 stage /tmp"]  # staging area for the read-only binds
+             f"mount -t tmpfs -o size=1m,mode=700 stage {q(stage)}"]
     for i, path in enumerate(keep):
-        lines += [f"mkdir -p /tmp/keep/{i}", f"mount --rbind {q(path)} /tmp/keep/{i}"]
-    masked: list[str] = ["/tmp"]  # replaced as a whole at the end
-    for path in sorted(set(hide), key=len):
-        if any(_under(path, m) for m in masked) or not os.path.isdir(path):
+        lines += [f"mkdir -p {q(stage)}/keep/{i}", f"mount --rbind {q(path)} {q(stage)}/keep/{i}"]
+    masked: list[str] = []
+    for path in sorted(set(hide) | {"/tmp"}, key=len):
+        if path == stage or any(_under(path, m) for m in masked) or not os.path.isdir(path):
             continue
         masked.append(path)
-        lines.append(f"mount -t tmpfs -o size=1m,mode=755 hidden {q(path)}")
+        if path == "/tmp":  # the run's only writable place: cwd and HOME
+            lines.append("mount -t tmpfs -o size=512m,mode=1777 work /tmp")
+        else:
+            lines.append(f"mount -t tmpfs -o size=1m,mode=755 hidden {q(path)}")
     for i, path in enumerate(keep):
-        if any(_under(path, m) for m in masked[1:]):
-            lines += [f"mkdir -p {q(path)}", f"mount --rbind /tmp/keep/{i} {q(path)}",
+        if any(_under(path, m) for m in masked):
+            lines += [f"mkdir -p {q(path)}", f"mount --rbind {q(stage)}/keep/{i} {q(path)}",
                       f"mount -o remount,bind,ro {q(path)}"]
     for path in mask_in_keep:  # an installed (non-editable) funml_lib or coursekit in site-packages
         lines.append(f"mount -t tmpfs -o size=1m,mode=755,ro hidden {q(path)} || true")
+    lines += [f"umount -l {q(stage)}"]
+    if stage in hide:
+        lines.append(f"mount -t tmpfs -o size=1m,mode=755 hidden {q(stage)}")
     # every other mount read-only: a world-writable folder that is not masked (/run/lock,
     # /var/crash, a shared data disk) would keep files after the run and pass them between students
     lines.append("for mp in $(cut -d' ' -f5 /proc/self/mountinfo | sort -u); do "
-                 "case \"$mp\" in /tmp|/tmp/*) ;; *) mount -o remount,bind,ro \"$mp\" "
+                 "case \"$mp\" in /tmp) ;; *) mount -o remount,bind,ro \"$mp\" "
                  "2>/dev/null || true;; esac; done")
-    lines += ["umount -l /tmp", "mount -t tmpfs -o size=512m,mode=1777 work /tmp",
-              f"mkdir -p {WORK}", f"chown \"$SANDBOX_UID:$SANDBOX_UID\" {WORK}", f"cd {WORK}"]
+    lines += [f"mkdir -p {WORK}", f"chown \"$SANDBOX_UID:$SANDBOX_UID\" {WORK}", f"cd {WORK}"]
     return "\n".join(lines)
 
 
