@@ -170,8 +170,13 @@ def prepare(chapters: list[Path], cache_dir: Path = CACHE, environment: str | No
 
 
 def record(chapters: list[Path], cache_dir: Path = CACHE, environment: str | None = None,
-           library: Path = ROOT / "funml_lib") -> int:
-    """Store the current run key of every cache record that matches a chapter; return how many."""
+           library: Path = ROOT / "funml_lib", executed_dir: Path | None = None) -> int:
+    """Store the current run key of every cache record that matches a chapter; return how many.
+
+    executed_dir (the build's jupyter_execute folder): each matched chapter's executed notebook is
+    written there from the cache. myst-nb writes that copy without outputs when a page is rendered
+    from the cache, and the site check and the term edition read the outputs from it.
+    """
     if not cache_dir.is_dir():
         return 0
     from jupyter_cache import get_cache
@@ -185,6 +190,12 @@ def record(chapters: list[Path], cache_dir: Path = CACHE, environment: str | Non
         if rec is not None:
             keys[str(rec.pk)] = run_key(nb, environment)
             done += 1
+            if executed_dir is not None:
+                _, executed = cache.merge_match_into_notebook(nb)
+                root = executed_dir.resolve().parents[1]
+                target = executed_dir / path.resolve().relative_to(root)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(target, nbformat.writes(executed) + "\n")
     atomic_write_text(_keys_path(cache_dir), json.dumps(keys, indent=1, sort_keys=True) + "\n")
     return done
 
@@ -245,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"build cache: {len(chapters) - len(stale)} of {len(chapters)} chapters reuse their "
               f"outputs; executing: {names}")
     else:
-        done = record(chapters, cache_dir, library=Path(args.library))
+        done = record(chapters, cache_dir, library=Path(args.library),
+                      executed_dir=root / "_build" / "jupyter_execute")
         print(f"build cache: run keys stored for {done} chapters")
     return 0
 

@@ -100,6 +100,9 @@ def test_each_input_class(book: Path, tmp_path: Path):
     page = _build(root)
     assert "Second prose, edited." in page and "First prose." not in page
     assert _run_stamp(page) == _run_stamp(cold), "a prose-only edit must not execute the notebook"
+    # the executed copy that the site check and the term edition read keeps its outputs
+    executed = (root / "_build" / "jupyter_execute" / "page.ipynb").read_text(encoding="utf-8")
+    assert f"RUN {_run_stamp(cold)}" in executed
 
     _edit(root, code="print('CODE two')")
     before, page = page, _build(root)
