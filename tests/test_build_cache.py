@@ -64,7 +64,9 @@ def book(tmp_path: Path) -> Path:
 
 def _build(root: Path, **env: str) -> str:
     """prepare, build, record (as `make book`); return the page's HTML."""
-    environ = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(REPO)]), **env}
+    # CI exports FUNML_DATA (and a user may have FUNML_* switches set): the fixture starts from none
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("FUNML_")}
+    environ = {**inherited, "PYTHONPATH": os.pathsep.join([str(root), str(REPO)]), **env}
     cache = ["--root", str(root), "--library", str(root / "fakelib")]
     for cmd in ([sys.executable, "-m", "coursekit.build_cache", "prepare", *cache],
                 [str(JB), "build", str(root), "-W", "-n", "--quiet"],
