@@ -16,6 +16,14 @@ For each page listed in _toc.yml it serves _build/html on 127.0.0.1 and asserts:
     scroll box of its own; at 1280 px no code cell scrolls sideways;
   - no absolute path of the build machine (the repository, /home, /tmp, /work, ...) in the page;
   - page weight: <= 1.5 MB of images per chapter page, <= 1 MB of widget state per page (reported);
+  - live views (issue 24; funml_lib/live.js, coursekit/site_live.js): a page whose notebook calls a
+    live_...() function shows at least one; every div.funml-live registers on window.funmlLive and its
+    ready resolves (within 15 s); run(model, input) matches every reference output torch computed
+    within the view's tolerance (<= 2e-3); drawing on the pad with pointer events, ArrowDown on the
+    digit picker and, for the latent view, a drag on and an arrow key on the plane change state();
+    the fallback sentence is hidden while JavaScript runs; <= 1 MB of weights and code per page, as
+    the views count it and as counted from the page's scripts; lastUpdateMs after the interactions is
+    printed per page (never a problem: benchmarks/live_latency.py measures latency);
   - axe-core finds no serious or critical accessibility violation;
   - internal links (and their #anchors) resolve to files of the site;
   - a chapter page has the "open in Colab" launch button for this repository and branch;
@@ -48,6 +56,7 @@ from coursekit.toc import source_of, toc_entries
 
 RAW_TEX = site_checks.RAW_TEX
 EXPLORER_CALL = re.compile(r"\b\w+_explorer\(")
+LIVE_CALL = re.compile(r"\blive_\w+\(")
 IMAGE_MIMES = ("image/png", "image/jpeg", "image/gif", "image/svg+xml")
 
 
@@ -74,6 +83,8 @@ class Report:
     formulas: int = 0
     widgets: int = 0
     explorers: int = 0
+    live: int = 0
+    latency: dict[str, float | None] = field(default_factory=dict)
     links: int = 0
     weights: dict[str, dict[str, int]] = field(default_factory=dict)
     accessibility: dict[str, int] = field(default_factory=dict)
@@ -148,13 +159,23 @@ ALT_JS = ("() => [...document.images].map(i => ({src: i.getAttribute('src'), wid
           "output: !!i.closest('div.cell_output') && !i.closest('.jupyter-widgets')}))")
 
 
-def expects_explorers(page: Page) -> bool:
-    """Whether the page's notebook calls an explorer (kl_explorer(...), latent_explorer(...), ...)."""
+def calls(page: Page, pattern: re.Pattern) -> bool:
+    """Whether a code cell of the page's notebook matches `pattern`."""
     if not page.is_notebook:
         return False
     nb = json.loads(page.source.read_text(encoding="utf-8"))
-    return any(c.get("cell_type") == "code" and EXPLORER_CALL.search("".join(c.get("source", "")))
+    return any(c.get("cell_type") == "code" and pattern.search("".join(c.get("source", "")))
                for c in nb.get("cells", []))
+
+
+def expects_explorers(page: Page) -> bool:
+    """Whether the page's notebook calls an explorer (kl_explorer(...), latent_explorer(...), ...)."""
+    return calls(page, EXPLORER_CALL)
+
+
+def expects_live(page: Page) -> bool:
+    """Whether the page's notebook calls a live view (live_denoiser(...), live_latent(...), ...)."""
+    return calls(page, LIVE_CALL)
 
 
 def check_page(browser, page: Page, origin: str, args: argparse.Namespace, report: Report,
@@ -170,6 +191,10 @@ def check_page(browser, page: Page, origin: str, args: argparse.Namespace, repor
         shot = args.screenshots / page.docname.replace("/", "__")
         site_checks.check_overflow(name, tab, 1280, report)
         report.explorers += site_checks.check_explorers(name, tab, report, expects_explorers(page))
+        live = site_checks.check_live(name, tab, report, expects_live(page))
+        report.live += live["views"]
+        if live["views"]:
+            report.latency[name] = live["lastUpdateMs"]
         seen = {**seen, "images": tab.evaluate(ALT_JS)} if seen.get("widgetViews") else seen
         site_checks.check_machine_paths(name, tab.content(), args.root, report)
         for rule, count in site_checks.check_accessibility(name, tab, report).items():
@@ -196,7 +221,7 @@ def check_page(browser, page: Page, origin: str, args: argparse.Namespace, repor
 
     site_checks.check_figures(name, seen, expected, page, args.executed, report)
     site_checks.check_alt_text(name, seen, report)
-    weight = site_checks.page_weight(args.html_dir, name, seen)
+    weight = {**site_checks.page_weight(args.html_dir, name, seen), "live": live["domBytes"]}
     report.weights[name] = weight
     site_checks.check_weight(name, weight, page.is_notebook, report)
     report.figures += sum(1 for img in seen["images"] if img["output"] and img["width"])
@@ -208,10 +233,20 @@ def check_page(browser, page: Page, origin: str, args: argparse.Namespace, repor
 
 
 def print_weights(report: Report) -> None:
-    """Page weights, heaviest first: HTML, images, saved widget state (kB)."""
-    print(f"{'page':<48}{'HTML kB':>9}{'images kB':>11}{'widgets kB':>12}")
-    for page, w in sorted(report.weights.items(), key=lambda kv: -sum(kv[1].values())):
-        print(f"{page:<48}{w['html'] / 1e3:>9.0f}{w['images'] / 1e3:>11.0f}{w['widgets'] / 1e3:>12.0f}")
+    """Page weights, heaviest first: HTML, images, saved widget state, live views' weights and code
+    (kB; the live views are inline, so their bytes are part of the HTML's too)."""
+    print(f"{'page':<48}{'HTML kB':>9}{'images kB':>11}{'widgets kB':>12}{'live kB':>9}")
+    for page, w in sorted(report.weights.items(), key=lambda kv: -(kv[1]["html"] + kv[1]["images"])):
+        print(f"{page:<48}{w['html'] / 1e3:>9.0f}{w['images'] / 1e3:>11.0f}{w['widgets'] / 1e3:>12.0f}"
+              f"{w.get('live', 0) / 1e3:>9.0f}")
+
+
+def print_latency(report: Report) -> None:
+    """The slowest update (lastUpdateMs) of each page's live views after the check's interactions."""
+    for page, ms in report.latency.items():
+        shown = "no interaction changed a view" if ms is None else f"{ms:.1f} ms"
+        print(f"live views on {page}: slowest update {shown} (budget 50 ms; "
+              "benchmarks/live_latency.py measures it)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -303,13 +338,15 @@ def main(argv: list[str] | None = None) -> int:
 
     seconds = time.monotonic() - start
     print_weights(report)
+    print_latency(report)
     if report.accessibility:
         print("axe-core violations (all impacts), elements per rule: " +
               ", ".join(f"{k} {v}" for k, v in sorted(report.accessibility.items())))
     for problem in report.problems:
         print(f"PROBLEM {problem}")
     print(f"site check: {len(pages)} pages, {report.figures} figures, {report.formulas} formulas, "
-          f"{report.widgets} widgets ({report.explorers} explorers driven), {report.links} internal links, "
+          f"{report.widgets} widgets ({report.explorers} explorers driven), {report.live} live views, "
+          f"{report.links} internal links, "
           f"{len(report.problems)} problems "
           f"in {seconds:.0f} s (screenshots in {args.screenshots})")
     return 1 if report.problems else 0

@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 HERE = Path(__file__).parent
 OVERFLOW_JS = (HERE / "site_overflow.js").read_text(encoding="utf-8")
 EXPLORERS_JS = (HERE / "site_explorers.js").read_text(encoding="utf-8")
+LIVE_JS = (HERE / "site_live.js").read_text(encoding="utf-8")
 AXE_JS = HERE.parent / "node_modules" / "axe-core" / "axe.min.js"   # `make assets` installs it (npm ci)
 
 # TeX a reader should never see: a dollar sign, or a backslash command such as \mathbf or \frac,
@@ -25,6 +26,10 @@ MACHINE_PATH = re.compile(r"(?<![\w.:/%-])(?:/(?:root|home|tmp|work|Users|privat
 IMAGE_FILE = re.compile(r"(^|/)[^/\s]+\.(png|jpe?g|gif|svg|webp)$", re.IGNORECASE)
 IMAGE_BUDGET = 1_500_000     # bytes of images per chapter page (issue 13)
 WIDGET_BUDGET = 1_000_000    # bytes of saved widget state per page (issue 14: explorers add <= 1 MB)
+LIVE_BUDGET = 1_000_000      # bytes of live views' weights and code per page (issue 24)
+LIVE_TOLERANCE = 2e-3        # the most a view may allow between its run() and torch (issue 24)
+LIVE_READY_MS = 15_000       # a view whose ready takes longer is broken for a reader
+LIVE_CHANGE_MS = 1_000       # an interaction whose effect takes longer is taken as no effect
 WIDTHS = (1280, 390)         # a laptop and a phone (issue 16)
 BLOCKING_IMPACTS = ("serious", "critical")
 
@@ -231,3 +236,126 @@ def check_links(page: str, links: list[str], origin: str, html_dir: Path, report
             report.add(page, f"broken internal link {rel} (no such file in the site)")
         elif parts.fragment and target.suffix == ".html" and unquote(parts.fragment) not in anchors_of(target, cache):
             report.add(page, f"broken internal link {rel}#{parts.fragment} (no such anchor)")
+
+
+def check_live(page: str, tab: Any, report: Any, expect: bool, ready_ms: int = LIVE_READY_MS) -> dict:
+    """The live views of issue 24 (funml_lib/live.js; their contract with this check is in
+    /work/brief/LIVE_CONTRACT.md of the issue): every div.funml-live registers on window.funmlLive
+    and its `ready` resolves within ready_ms; run(model, input) gives every reference output within
+    `tolerance` (<= 2e-3) and changes nothing on screen; drawing on the pad with pointer events, and
+    ArrowDown on the digit picker, change state(); a latent view's plane reacts to a drag and to an
+    arrow key; the fallback sentence is hidden while JavaScript runs; weights and code stay within
+    LIVE_BUDGET per page, as the views count them (`bytes`) and as counted from the page's scripts.
+    Returns {"views", "bytes", "domBytes", "lastUpdateMs" (the most over the interactions, or None)}:
+    latency is reported, never a problem (benchmarks/live_latency.py measures it)."""
+    found = tab.evaluate(LIVE_JS, {"op": "find", "readyMs": ready_ms})
+    views = found["views"]
+    if expect and not views:
+        report.add(page, "no live views (.funml-live) on a page whose notebook calls a live_...() function")
+    declared, latencies = 0, []
+    for k, view in enumerate(views):
+        name = f"live view {k + 1} ({view['kind']})"
+        if not view["registered"]:
+            report.add(page, f"{name} did not register on window.funmlLive")
+            continue
+        if isinstance(view["bytes"], (int, float)):
+            declared += view["bytes"]
+        else:
+            report.add(page, f"{name}: bytes is not a number ({view['bytes']!r})")
+        if view["fallbackVisible"]:
+            report.add(page, f"{name}: its fallback sentence (.funml-live-fallback) is visible while JavaScript runs")
+        if view["ready"] != "ok":
+            why = {"timeout": f"ready did not resolve within {ready_ms / 1000:g} s",
+                   "missing": "no ready Promise"}.get(view["ready"], f"ready was {view['ready']}")
+            report.add(page, f"{name}: {why}")
+            continue
+        _check_references(page, name, view, report)
+        latencies += _interact(page, name, k, view, tab, report)
+    if found["domBytes"] > LIVE_BUDGET:
+        report.add(page, f"live views: {found['domBytes'] / 1e6:.2f} MB of weights and code in the page's "
+                         f"scripts, over the budget of {LIVE_BUDGET / 1e6:.1f} MB per page")
+    if declared > LIVE_BUDGET:
+        report.add(page, f"live views: {declared / 1e6:.2f} MB of weights and code (the views' bytes), over "
+                         f"the budget of {LIVE_BUDGET / 1e6:.1f} MB per page")
+    return {"views": len(views), "bytes": declared, "domBytes": found["domBytes"],
+            "lastUpdateMs": max(latencies) if latencies else None}
+
+
+def _check_references(page: str, name: str, view: dict, report: Any) -> None:
+    tolerance = view["tolerance"]
+    if not isinstance(tolerance, (int, float)) or not 0 <= tolerance <= LIVE_TOLERANCE:
+        report.add(page, f"{name}: tolerance {tolerance!r} is not a number in [0, {LIVE_TOLERANCE:g}]")
+        tolerance = LIVE_TOLERANCE
+    if not view["references"]:
+        report.add(page, f"{name}: no reference outputs: nothing ties the page to what torch computed")
+    for j, ref in enumerate(view["references"]):
+        what = f"{name}: run({ref['model']!r}, reference input {j + 1})"
+        if "error" in ref:
+            report.add(page, f"{what} failed: {ref['error']}")
+        elif ref["diff"] is None:
+            report.add(page, f"{what} returned {ref['length']} numbers, torch {ref['expected']}")
+        elif ref["diff"] == "NaN":
+            report.add(page, f"{what} returned NaN")
+        elif ref["diff"] > tolerance:
+            report.add(page, f"{what} differs from torch by {ref['diff']:.3g} (max |run - output|), over the "
+                             f"tolerance {tolerance:g}")
+    for model in view["quantization"] or {}:
+        if not any(ref["model"] == model for ref in view["references"]):
+            report.add(page, f"{name}: model {model!r} has no reference output")
+    if view["runChangedState"]:
+        report.add(page, f"{name}: run() changed state() (it must change nothing on screen)")
+    if view["state"].startswith("error"):
+        report.add(page, f"{name}: state() failed: {view['state'][7:]}")
+
+
+def _interact(page: str, name: str, k: int, view: dict, tab: Any, report: Any) -> list[float]:
+    """Draw on the pad, press ArrowDown on the digit picker, and for a latent view drag on and press
+    ArrowRight on its plane; each must change state(). Returns lastUpdateMs after each that did."""
+    root = f'[data-funml-live-index="{k}"]'
+    latencies = []
+
+    def changed(action: str, act: Any) -> None:
+        before = tab.evaluate(LIVE_JS, {"op": "state", "k": k})["state"]
+        act()
+        for _ in range(LIVE_CHANGE_MS // 50):   # a runtime may redraw on the next animation frame
+            now = tab.evaluate(LIVE_JS, {"op": "state", "k": k})
+            if now["state"] != before:
+                latencies.append(now["last"])
+                return
+            tab.wait_for_timeout(50)
+        report.add(page, f"{name}: {action} did not change state()")
+
+    def drag(selector: str, path: list[tuple[float, float]]) -> None:
+        target = tab.locator(f"{root} {selector}").first
+        target.scroll_into_view_if_needed()
+        box = target.bounding_box()
+        at = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in path]
+        tab.mouse.move(*at[0])
+        tab.mouse.down()
+        for x, y in at[1:]:
+            tab.mouse.move(x, y, steps=6)
+        tab.mouse.up()
+
+    def press(what: str, key: str) -> Any:
+        def act() -> None:
+            if not tab.evaluate(LIVE_JS, {"op": "focus", "k": k, "what": what}):
+                report.add(page, f"{name}: its {what} control cannot take the keyboard focus")
+            tab.keyboard.press(key)
+        return act
+
+    if view["pad"]:
+        changed("drawing on the pad (pointer down, move, up)",
+                lambda: drag(".funml-live-pad", [(0.3, 0.2), (0.5, 0.8), (0.7, 0.25)]))
+    else:
+        report.add(page, f"{name}: no drawing pad (.funml-live-pad)")
+    if view["digits"]:
+        changed("ArrowDown on the digit picker (.funml-live-digits)", press("digits", "ArrowDown"))
+    else:
+        report.add(page, f"{name}: no keyboard digit picker (.funml-live-digits)")
+    if view["kind"] == "latent":
+        if view["plane"]:
+            changed("dragging on the latent plane", lambda: drag(".funml-live-plane", [(0.5, 0.5), (0.8, 0.3)]))
+            changed("ArrowRight on the latent plane", press("plane", "ArrowRight"))
+        else:
+            report.add(page, f"{name}: no latent plane (.funml-live-plane)")
+    return [ms for ms in latencies if ms == ms]   # NaN: a view without lastUpdateMs

@@ -217,3 +217,161 @@ def test_marker_check_fails_on_a_page_that_shows_a_marker(tmp_path):
         "book/ch.html: harness marker shown in a code cell: '# NBVAL_CHECK_OUTPUT'"]
     (tmp_path / "book" / "ch.html").write_text(page.replace("# NBVAL_CHECK_OUTPUT", "# a comment"))
     assert site_leaks.marker_problems(tmp_path) == []   # prose may name the markers
+
+
+# ----------------------------------------------------------------------------------------------
+# Live views (issue 24): a fake runtime that keeps the contract with the check (funml_lib/live.js's
+# contract) on a 2 x 2 "digit": model "lin" is clip(0.5 x + 0.25, 0, 1) per pixel, the latent
+# view's decoder "dec" maps z = (z1, z2) to [z1, z2, z1 + z2, 0]. Each flag breaks one promise.
+# ----------------------------------------------------------------------------------------------
+
+needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Chromium at /usr/bin/chromium")
+
+LIVE_RUNTIME = """(() => {
+  const root = document.currentScript.closest('.funml-live');
+  const text = root.querySelector('script.funml-live-data').textContent;
+  const data = JSON.parse(text), flags = data.flags;
+  const pad = root.querySelector('.funml-live-pad'), digits = root.querySelector('.funml-live-digits');
+  const plane = root.querySelector('.funml-live-plane');
+  let x = data.digits[0].slice(), z = [0, 0], shown = {};
+  const run = (name, input) => name === 'lin'
+    ? input.map(v => Math.min(1, Math.max(0, 0.5 * v + 0.25)))
+    : [input[0], input[1], input[0] + input[1], 0];
+  const view = {root, kind: root.dataset.funmlKind, run, reference: data.reference,
+                tolerance: data.tolerance, quantization: data.quantization, lastUpdateMs: NaN,
+                bytes: text.length + document.currentScript.textContent.length, state: () => shown};
+  const update = () => {
+    const t0 = performance.now();
+    shown = {input: x.slice(), lin: run('lin', x)};
+    if (view.kind === 'latent') shown.dec = run('dec', z);
+    view.lastUpdateMs = performance.now() - t0;
+  };
+  let down = false;
+  const cell = e => { const r = pad.getBoundingClientRect();
+    return 2 * Math.floor(2 * (e.clientY - r.top) / r.height) + Math.floor(2 * (e.clientX - r.left) / r.width); };
+  if (!flags.deadPad) {
+    pad.addEventListener('pointerdown', e => { down = true; x[cell(e)] = 1; update(); });
+    pad.addEventListener('pointermove', e => { if (down) { x[cell(e)] = 1; update(); } });
+    window.addEventListener('pointerup', () => { down = false; });
+  }
+  if (!flags.deadKeys) digits.addEventListener('change', () => { x = data.digits[digits.selectedIndex].slice(); update(); });
+  if (plane) {
+    plane.addEventListener('pointermove', e => { if (e.buttons) { z = [e.offsetX / 100, e.offsetY / 100]; update(); } });
+    plane.addEventListener('keydown', e => { if (e.key === 'ArrowRight') { z[0] += 0.1; update(); } });
+  }
+  if (!flags.showFallback) root.querySelector('.funml-live-fallback').hidden = true;
+  view.ready = flags.neverReady ? new Promise(() => {}) : Promise.resolve().then(update);
+  (window.funmlLive = window.funmlLive || []).push(view);
+})();"""
+
+LIVE_VIEW = """<div class="funml-live" data-funml-kind="{kind}" role="group" aria-label="A fixture live view">
+<p class="funml-live-fallback">The live view needs JavaScript.</p>
+<canvas class="funml-live-pad" width="80" height="80" aria-label="Draw here" style="border: 1px solid"></canvas>
+<select class="funml-live-digits" aria-label="Test digit"><option>first</option><option>second</option></select>
+{plane}<script type="application/json" class="funml-live-data">{data}</script>
+<script>{runtime}</script></div>"""
+
+LIVE_PAGE = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>live fixture</title></head>
+<body><main><h1>Live fixture</h1>{body}</main></body></html>"""
+
+
+def live_view(kind: str = "denoiser", **flags) -> str:
+    """One fixture view; flags: wrongReference, deadPad, deadKeys, heavy, neverReady, showFallback."""
+    reference = [{"model": "lin", "input": [0, 1, 0.5, 0.2], "output": [0.25, 0.75, 0.5, 0.35]}]
+    if flags.get("wrongReference"):
+        reference[0]["output"][3] = 0.36        # 0.5 * 0.2 + 0.25 = 0.35, not 0.36
+    if kind == "latent":
+        reference.append({"model": "dec", "input": [0.5, -1], "output": [0.5, -1, -0.5, 0]})
+    data = {"digits": [[0, 0, 0, 0], [1, 0, 0, 1]], "reference": reference, "tolerance": 1e-3,
+            "quantization": {r["model"]: 0 for r in reference}, "flags": flags}
+    if flags.get("heavy"):
+        data["weights"] = "A" * site_checks.LIVE_BUDGET    # as if 1 MB of weights were inlined
+    plane = ('<canvas class="funml-live-plane" tabindex="0" width="100" height="100" '
+             'aria-label="Latent plane"></canvas>\n' if kind == "latent" else "")
+    return LIVE_VIEW.format(kind=kind, plane=plane, data=json.dumps(data), runtime=LIVE_RUNTIME)
+
+
+def check_live_fixture(site, browser, body: str, expect: bool = True) -> tuple[list[str], dict]:
+    root, origin = site
+    (root / "live.html").write_text(LIVE_PAGE.format(body=body), encoding="utf-8")
+    report, errors = Report(), []
+    context, tab = check_site.open_page(browser, f"{origin}/live.html", "live.html", report, errors)
+    try:
+        result = site_checks.check_live("live.html", tab, report, expect, ready_ms=500)
+    finally:
+        context.close()
+    assert errors == []
+    return report, result
+
+
+@needs_chromium
+def test_live_views_that_keep_the_contract_pass(site, browser):
+    report, result = check_live_fixture(site, browser, live_view() + live_view("latent"))
+    assert report == []
+    assert result["views"] == 2 and result["lastUpdateMs"] >= 0
+    # the same page counted twice: by the views themselves and from the page's script texts
+    assert result["bytes"] == result["domBytes"] > 2 * len(LIVE_RUNTIME)
+
+
+BROKEN_LIVE = {
+    "wrongReference": ["live view 1 (denoiser): run('lin', reference input 1) differs from torch by 0.01 "
+                       "(max |run - output|), over the tolerance 0.001"],
+    "deadPad": ["live view 1 (denoiser): drawing on the pad (pointer down, move, up) did not change state()"],
+    "deadKeys": ["live view 1 (denoiser): ArrowDown on the digit picker (.funml-live-digits) did not change state()"],
+    "heavy": ["live views: 1.00 MB of weights and code in the page's scripts, over the budget of 1.0 MB per page",
+              "live views: 1.00 MB of weights and code (the views' bytes), over the budget of 1.0 MB per page"],
+    "neverReady": ["live view 1 (denoiser): ready did not resolve within 0.5 s"],
+    "showFallback": ["live view 1 (denoiser): its fallback sentence (.funml-live-fallback) is visible "
+                     "while JavaScript runs"],
+}
+
+
+@needs_chromium
+@pytest.mark.parametrize("flag", BROKEN_LIVE)
+def test_each_broken_promise_of_a_live_view_is_one_exact_problem(site, browser, flag):
+    report, _ = check_live_fixture(site, browser, live_view(**{flag: True}))
+    assert report == BROKEN_LIVE[flag]
+
+
+@needs_chromium
+def test_a_latent_plane_that_ignores_the_reader_is_a_problem(site, browser):
+    dead_plane = live_view("latent").replace("plane.addEventListener", "void ")
+    report, _ = check_live_fixture(site, browser, dead_plane)
+    assert report == ["live view 1 (latent): dragging on the latent plane did not change state()",
+                      "live view 1 (latent): ArrowRight on the latent plane did not change state()"]
+
+
+@needs_chromium
+def test_no_live_view_where_the_notebook_calls_one_is_a_problem(site, browser):
+    report, result = check_live_fixture(site, browser, "<p>frames only</p>")
+    assert report == ["no live views (.funml-live) on a page whose notebook calls a live_...() function"]
+    assert result == {"views": 0, "bytes": 0, "domBytes": 0, "lastUpdateMs": None}
+    report, _ = check_live_fixture(site, browser, "<p>frames only</p>", expect=False)
+    assert report == []
+
+
+def test_a_page_expects_live_views_when_its_notebook_calls_a_live_function(tmp_path):
+    import nbformat
+
+    def page(code: str) -> check_site.Page:
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("live_denoiser(model)"),
+                                             nbformat.v4.new_code_cell(code)])
+        nbformat.write(nb, tmp_path / "ch.ipynb")
+        return check_site.Page("ch", tmp_path / "ch.ipynb", True)
+
+    assert check_site.expects_live(page("view = funml_lib.live_denoiser(model, x)"))
+    assert check_site.expects_live(page("live_latent(vae)"))
+    assert not check_site.expects_live(page("deliver_live_x(1)\nlatent_explorer(vae)"))
+    assert check_site.expects_explorers(page("latent_explorer(vae)"))
+
+
+def test_print_weights_has_a_live_column(capsys):
+    report = check_site.Report(weights={"book/a.html": {"html": 900_000, "images": 1_200_000, "widgets": 0,
+                                                        "live": 412_345}})
+    report.latency["book/a.html"] = 12.34
+    check_site.print_weights(report)
+    check_site.print_latency(report)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[-2:] == ["live", "kB"]
+    assert lines[1].split() == ["book/a.html", "900", "1200", "0", "412"]
+    assert lines[2].startswith("live views on book/a.html: slowest update 12.3 ms")
