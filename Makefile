@@ -84,6 +84,12 @@ bench: venv
 bench-rebuild: venv assets
 	$(BIN)/python benchmarks/rebuild.py
 
+# The live views' latency in headless Chromium on the built book (input to screen, median and max per
+# view, ratio to the 50 ms budget and to a frame explorer's swap on the same page). Run `make book` first.
+.PHONY: bench-live
+bench-live: venv
+	$(BIN)/python benchmarks/live_latency.py _build/html
+
 # On a CUDA machine: the cuda-marked tests, chapters 02 and 05 with device=cuda, the benchmark; one summary.
 # Fails at once (exit 2) without a CUDA device. Dry run on a CPU: .venv/bin/python -m coursekit.gpu_check --device cpu --tiny
 # Offline GPU box whose python3 already has torch, pytest, papermill: make gpu-check GPU_PYTHON=python3

@@ -35,8 +35,10 @@ def serve(directory: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
-def open_page(browser, url: str, name: str, report: Report, errors: list[str]):
-    """A fresh offline browser context (1280 x 900) with `url` loaded; errors collects console errors."""
+def open_page(browser, url: str, name: str, report: Report, errors: list[str], fake_clock: bool = True):
+    """A fresh offline browser context (1280 x 900) with `url` loaded; errors collects console errors.
+    fake_clock=False leaves the page's own clock (benchmarks: Playwright's clock rounds
+    performance.now() to whole milliseconds and drives requestAnimationFrame itself)."""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
     tab = context.new_page()
     origin = url.split("/", 3)[:3]
@@ -51,7 +53,8 @@ def open_page(browser, url: str, name: str, report: Report, errors: list[str]):
     context.route("**/*", route)
     # Playwright's fake clock, started at once and running at real speed, so that
     # watch_late_requests can later jump the page's timers ahead.
-    context.clock.install()
+    if fake_clock:
+        context.clock.install()
     context.funml_opened = time.monotonic()
     base = "/".join(origin)
     tab.on("console", lambda m: errors.append(f"console {m.type}: {m.text[:300]}") if m.type == "error" else None)
