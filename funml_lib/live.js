@@ -162,7 +162,8 @@
     ".funml-live-plane{width:300px;max-width:100%;height:auto;aspect-ratio:1;touch-action:none;cursor:move;border:1px solid #888;background:#fff}" +
     ".funml-live-plane:focus,.funml-live-pad:focus{outline:3px solid #0b57d0}" +
     ".funml-live-code{width:256px;max-width:100%;height:64px;border:1px solid #888;background:#fff}" +
-    ".funml-live-key{display:inline-block;width:1.4em;color:#fff;font-weight:bold;margin:1px;text-shadow:0 0 2px #000}" +
+    ".funml-live-legend{display:block}.funml-live-key{display:inline-flex;align-items:center;gap:2px;margin:0 3px}" +
+    ".funml-live-swatch{display:inline-block;width:.75em;height:.75em;border-radius:2px}" +
     COLORS.map(function (c, i) { return ".funml-live-c" + i + "{background:" + c + "}"; }).join("") +
     ".funml-live-summary{font-size:.9em;margin:.4em 0}.funml-live-note{font-size:.85em;margin:.4em 0 0}";
 
@@ -382,8 +383,8 @@
       for (var i = 0; i < pts.length; i += 2) {
         var p = toPx(pts[i], pts[i + 1]), lab = data.scatter.labels ? data.scatter.labels[i / 2] : 7;
         ctx.fillStyle = COLORS[lab];
-        ctx.globalAlpha = 0.6;
-        ctx.fillRect(p[0] - 1.5, p[1] - 1.5, 3, 3);
+        ctx.globalAlpha = 0.7;
+        ctx.fillRect(p[0] - 2, p[1] - 2, 4, 4);
       }
       ctx.globalAlpha = 1;
       if (mu) {
@@ -400,11 +401,16 @@
       }
       var q = toPx(z[0], z[1]);
       ctx.beginPath();
-      ctx.arc(q[0], q[1], 7, 0, 2 * Math.PI);
+      ctx.arc(q[0], q[1], 8, 0, 2 * Math.PI);
       ctx.fillStyle = "#000";
       ctx.fill();
       ctx.lineWidth = 3;
       ctx.strokeStyle = "#fff";
+      ctx.stroke();
+      ctx.beginPath();  // a thin black ring outside the white one: visible on dots and on white
+      ctx.arc(q[0], q[1], 10, 0, 2 * Math.PI);
+      ctx.lineWidth = 1.5;
+      ctx.strokeStyle = "#000";
       ctx.stroke();
     }
     var current = "";

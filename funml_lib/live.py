@@ -15,6 +15,7 @@ the chapter's frame explorer above it stays the way to explore.
 """
 from __future__ import annotations
 
+import html
 import math
 from typing import Mapping
 
@@ -91,10 +92,14 @@ def live_sparse_code(models: Mapping[str, SparseAutoencoder], digits: Tensor, la
         keep = torch.zeros_like(z).scatter_(1, z.argsort(dim=1, descending=True)[:, :k], 1.0)
         inputs[enc], inputs[dec] = x[:2], torch.cat([z, z * keep])
         pairs.append({"label": label, "encoder": enc, "decoder": dec, "hidden": m.hidden_dim})
-        blocks.append(f'<div class="funml-live-model"><canvas class="funml-live-code" width="{2 * m.hidden_dim}"'
-                      f' height="64" role="img" aria-label="code of {label}"></canvas>'
-                      + image(f"{label} top-k", f"{label}: from the top k units")
-                      + image(f"{label} all units", f"{label}: all {m.hidden_dim} units") + "</div>")
+        name = html.escape(label)
+        blocks.append(f'<div class="funml-live-model"><figure><canvas class="funml-live-code" '
+                      f'width="{2 * m.hidden_dim}" height="64" role="img" aria-label="code of {name}"></canvas>'
+                      f'<figcaption><b>{name}</b>: the activation of each of its {m.hidden_dim} units '
+                      '(red: the k most active)</figcaption></figure>'
+                      + image(f"{label} top-k", "from the top k units", f"{label}: the digit from its top k units")
+                      + image(f"{label} all units", f"from all {m.hidden_dim} units",
+                              f"{label}: the digit from all {m.hidden_dim} units") + "</div>")
     body = (picker(y, len(x)).replace(
         "</div>", f'<label>parts kept k <input type="range" class="funml-live-k" min="1" max="{hidden}" '
         f'step="1" value="{k}"><output class="funml-live-k-value">{k}</output></label></div>', 1)
@@ -137,13 +142,15 @@ def live_latent(vae_2d: VAE, digits: Tensor, labels: Tensor | None = None, n_poi
     scatter_labels = labels[:n_points].cpu().tolist() if labels is not None else None
     extra = {"range": extent, "scatter": {"z": _raw("[" + ",".join(f"{v:.2f}" for v in mu.reshape(-1).tolist())
                                                    + "]"), "labels": scatter_labels}}
-    legend = "".join(f'<span class="funml-live-key funml-live-c{c}">{c}</span>' for c in range(10)) \
-        if scatter_labels is not None else ""
+    legend = ('<span class="funml-live-legend">dots: test codes, by label '
+              + "".join(f'<span class="funml-live-key"><span class="funml-live-swatch funml-live-c{c}"></span>'
+                        f'{c}</span>' for c in range(10)) + "</span>") if scatter_labels is not None else ""
     body = (picker(y, len(x)) + '<div class="funml-live-panels">' + pad()
+            + image("decoded", "decoded G(z)")  # before the plane: in view while dragging on a phone
             + '<figure><canvas class="funml-live-plane" width="300" height="300" tabindex="0" '
             'role="application" aria-roledescription="latent plane" aria-label="Latent plane of the test '
             'codes: drag the point or use the arrow keys (Shift for larger steps) to move z"></canvas>'
-            f'<figcaption>z₁ → , z₂ ↑ in [−{extent:g}, {extent:g}] {legend}</figcaption></figure>'
-            + image("decoded", "decoded G(z)") + "</div>")
+            f'<figcaption>z₁ across, z₂ up, each from −{extent:g} to {extent:g}{legend}</figcaption></figure>'
+            "</div>")
     return build_view("latent", "Live 2-d VAE: move z in the latent plane, or draw a digit to encode",
                       layers, float_fns, inputs, x, y, extra, body, compression, budget_bytes)

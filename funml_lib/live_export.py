@@ -238,9 +238,10 @@ def build_view(kind: str, label: str, models: dict[str, list[Layer]],
                          f"compression={compression!r}, over budget_bytes = {budget_bytes:,}; give it "
                          "fewer models, fewer digits, 8-bit weights or a larger budget")
     words = {"int8": "8 bits per weight with a scale per row", "float16": "16-bit floats",
-             "float16+int8": "8 bits per weight with a scale per row for its largest layers, 16-bit "
-                             "floats for the others"}
-    how = "; ".join(f"{n}: {words[k]}" for n, k in kinds.items())
+             "float16+int8": "8 bits per weight with a scale per row in the large layers, 16-bit "
+                             "floats in the small ones"}
+    groups = {k: [n for n in kinds if kinds[n] == k] for k in dict.fromkeys(kinds.values())}
+    how = "; ".join(f"{' and '.join(ns)}: {words[k]}" for k, ns in groups.items())
     worst = ", ".join(f"{cost[n]:.2g} ({n})" for n in cost)
     note = (f"The weights travel with this page ({nbytes / 1000:,.0f} kB with the code; {how}). "
             f"Compared with the float32 models in torch, the compression changes an output value by at "
@@ -270,12 +271,13 @@ def pad() -> str:
     return ('<figure><canvas class="funml-live-pad" width="280" height="280" aria-label="Drawing pad: '
             'draw a digit with the mouse, a finger or a pen; the outputs update as you draw"></canvas>'
             '<figcaption>draw here</figcaption></figure>'
-            + image("input", "the 28 × 28 input the models get"))
+            + image("input", "the models' 28 × 28 input"))
 
 
-def image(name: str, caption: str) -> str:
+def image(name: str, caption: str, alt: str | None = None) -> str:
+    """A 28 x 28 output canvas (shown 4x, pixelated) named `name` for state(), with its caption."""
     return (f'<figure><canvas class="funml-live-out" data-funml-output="{html.escape(name)}" width="28" '
-            f'height="28" role="img" aria-label="{html.escape(caption)}"></canvas>'
+            f'height="28" role="img" aria-label="{html.escape(alt or caption)}"></canvas>'
             f'<figcaption>{html.escape(caption)}</figcaption></figure>')
 
 

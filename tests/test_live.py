@@ -279,3 +279,12 @@ def test_nan_weights_are_refused():
         model.encoder[0].weight[0, 0] = float("nan")
     with pytest.raises(ValueError, match=r"^models\['m'\] has NaN in encoder.0.weight"):
         live_denoiser({"m": model}, digits()[0])
+
+
+def test_runtime_ships_with_the_package():
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert "live.js" in pyproject["tool"]["setuptools"]["package-data"]["funml_lib"]
+    assert RUNTIME.parent.name == "funml_lib" and RUNTIME.is_file()
