@@ -37,32 +37,43 @@ BUDGET_MS = 50.0
 TIMEOUT_MS = 3_000   # an interaction that changes nothing within this long counts as lost
 
 # Arms a probe before one interaction: the first trusted input event's timeStamp is t0; t1 is
-# performance.now() in the first animation frame at which `look()` differs from before. `look` is
+# performance.now() just after the first animation frame at which `look()` differs from before. `look` is
 # the view's state() (a live view) or the frame image on screen (an explorer).
 PROBE_JS = """([k, explorer, timeout]) => {
   const view = explorer ? null
     : window.funmlLive.find(v => v.root.dataset.funmlLiveIndex === String(k));
-  const look = explorer
-    ? () => [...document.querySelectorAll('.funml-explorer')[k].querySelectorAll('img')]
-              .filter(i => i.getBoundingClientRect().width > 0).map(i => i.src).join(' ')
+  // an explorer shows another frame when exactly one loaded image is visible and it is another one
+  // (not while the Stacks swap, with none or two on screen)
+  const frame = () => {
+    const shown = [...document.querySelectorAll('.funml-explorer')[k].querySelectorAll('img')]
+      .filter(i => i.getBoundingClientRect().width > 0);
+    return shown.length === 1 && shown[0].complete && shown[0].naturalWidth > 0 ? shown[0].src : null;
+  };
+  const look = explorer ? frame
     : () => JSON.stringify(view.state(), (key, a) => ArrayBuffer.isView(a) ? Array.from(a) : a);
   const before = look(), probe = {t0: null};
   const types = ['pointerdown', 'pointermove', 'keydown'];
   const onInput = e => { if (e.isTrusted && probe.t0 === null) probe.t0 = e.timeStamp; };
   types.forEach(t => window.addEventListener(t, onInput, true));
+  // A look in a task posted from an animation frame callback runs after that frame's other
+  // callbacks (a runtime that redraws in requestAnimationFrame) and after its rendering: a change
+  // seen there is on the frame just painted.
+  const channel = new MessageChannel();
   window.__funmlProbe = new Promise(resolve => {
     const started = performance.now();
-    const tick = () => {
-      const now = performance.now();
-      if (probe.t0 !== null && look() !== before) {
-        types.forEach(t => window.removeEventListener(t, onInput, true));
-        resolve([now - probe.t0, view ? Number(view.lastUpdateMs) : null]);
-      } else if (now - started > timeout) {
-        types.forEach(t => window.removeEventListener(t, onInput, true));
-        resolve(null);
-      } else requestAnimationFrame(tick);
+    const done = value => {
+      types.forEach(t => window.removeEventListener(t, onInput, true));
+      channel.port1.close();
+      resolve(value);
     };
-    requestAnimationFrame(tick);
+    channel.port1.onmessage = () => {
+      const now = performance.now(), seen = look();
+      if (probe.t0 !== null && seen !== null && seen !== before) {
+        done([now - probe.t0, view ? Number(view.lastUpdateMs) : null]);
+      } else if (now - started > timeout) done(null);
+      else requestAnimationFrame(() => channel.port2.postMessage(0));
+    };
+    requestAnimationFrame(() => channel.port2.postMessage(0));
   });
 }"""
 
