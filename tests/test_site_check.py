@@ -375,3 +375,23 @@ def test_print_weights_has_a_live_column(capsys):
     assert lines[0].split()[-2:] == ["live", "kB"]
     assert lines[1].split() == ["book/a.html", "900", "1200", "0", "412"]
     assert lines[2].startswith("live views on book/a.html: slowest update 12.3 ms")
+
+
+@needs_chromium
+def test_funml_lib_live_views_keep_the_contract_with_the_check(site, browser):
+    # the real runtime (funml_lib/live.js) on small untrained models: what the chapters ship passes
+    import torch
+
+    from funml_lib.live import live_denoiser, live_latent, live_sparse_code
+    from funml_lib.models import VAE, FCAutoencoder, SparseAutoencoder
+
+    torch.manual_seed(0)
+    x, y = torch.rand(20, 784), torch.arange(20) % 10
+    views = [live_denoiser({"linear": FCAutoencoder(4, (16,), nonlinear=False),
+                            "nonlinear": FCAutoencoder(4, (16,))}, x, y),
+             live_sparse_code({"plain": SparseAutoencoder(16), "KL": SparseAutoencoder(16)}, x, y, k=4),
+             live_latent(VAE(latent_dim=2, hidden_dim=32), x, y)]
+    report, result = check_live_fixture(site, browser, "".join(v.html for v in views))
+    assert report == []
+    assert result["views"] == 3 and result["lastUpdateMs"] >= 0
+    assert result["bytes"] == result["domBytes"] == sum(v.bytes for v in views)
