@@ -258,11 +258,12 @@
       pctx.shadowBlur = 0;
       last = p;
     }
-    function fromPad() {
+    function fromPad() {  // the time measured includes reading the pad and making the digit
+      var t0 = performance.now();
       pending = false;
       input = toMnist(padInk(), PAD);
       source = "your drawing";
-      update();
+      update(t0);
     }
     padEl.addEventListener("pointerdown", function (ev) {
       ev.preventDefault();
@@ -298,8 +299,8 @@
 
     var update = {denoiser: denoiserView, sparse: sparseView, latent: latentView}[data.kind](root, data, view, show, function () { return input; });
     var inner = update;
-    update = function () {
-      var t0 = performance.now();
+    update = function (since) {
+      var t0 = typeof since === "number" ? since : performance.now();
       show("input", input, "the 28 × 28 input: " + source);
       summary.textContent = inner(source);
       view.lastUpdateMs = performance.now() - t0;
@@ -466,5 +467,9 @@
     style.textContent = CSS;
     document.head.appendChild(style);
   }
+  // JupyterLab runs an output's scripts before it attaches the output to the document: start the
+  // view this script belongs to through currentScript, then any other view not started yet
+  var me = document.currentScript, mine = me && me.closest ? me.closest("div.funml-live") : null;
+  if (mine && !mine.hasAttribute("data-funml-ready")) setup(mine);
   document.querySelectorAll("div.funml-live:not([data-funml-ready])").forEach(setup);
 })();

@@ -7,15 +7,21 @@ Weights are shipped compressed: float16, or 8 bits per weight with one float32 s
 (w ~= q * scale, q an int in [-127, 127], scale = max |row| / 127), biases as float32, all base64.
 `compression="auto"` keeps float16 where the page stays within `budget_bytes` and otherwise moves
 models to 8 bits, the largest first, until the page fits (in an 8-bit model the layers with fewer
-than INT8_MIN_WEIGHTS weights, e.g. the VAE's (mu, logvar) head, stay float16: they cost little). The reference outputs embedded in
-the page are computed in torch with the dequantized weights, and the view measures (and states)
-how far the compressed model is from the float32 one on those inputs: the cost of compression.
+than INT8_MIN_WEIGHTS weights, e.g. the VAE's (mu, logvar) head, stay float16: they cost little).
+The reference outputs embedded in the page are computed in torch with the dequantized weights, and
+the view measures (and states) how far the compressed model is from the float32 one on those
+inputs: the cost of compression.
+
+The page's side (funml_lib/live.js) publishes each view on window.funmlLive for the site check:
+{root, kind, ready, run(name, input), reference, tolerance, quantization, state(), lastUpdateMs,
+bytes}; `bytes` counts the UTF-8 bytes of the data script and of the runtime, as `LiveView.bytes`.
 """
 from __future__ import annotations
 
 import base64
 import html
 import json
+import secrets
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -128,27 +134,35 @@ def _json_for_html(obj: object) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _raw(text: str) -> str:
-    return "\x00RAW" + text  # marks a pre-formatted JSON number list (see _dump)
+class _Raw:
+    """A pre-formatted JSON number list (compact: 5 decimals) that _dump inserts as it is."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def _raw(text: str) -> _Raw:
+    return _Raw(text)
 
 
 def _dump(obj: dict) -> str:
-    # number lists go in as compact text (5 decimals), everything else through json
-    raws: list[str] = []
+    # number lists go in as compact text, everything else through json; the placeholders carry a
+    # random token, so no string of the caller (a model's name) can be mistaken for one
+    token, raws = secrets.token_hex(8), []
 
     def walk(o):
         if isinstance(o, dict):
             return {k: walk(v) for k, v in o.items()}
         if isinstance(o, list):
             return [walk(v) for v in o]
-        if isinstance(o, str) and o.startswith("\x00RAW"):
-            raws.append(o[4:])
-            return f"@@RAW{len(raws) - 1}@@"
+        if isinstance(o, _Raw):
+            raws.append(o.text)
+            return f"{token}{len(raws) - 1}"
         return o
 
     text = _json_for_html(walk(obj))
     for i, r in enumerate(raws):
-        text = text.replace(f'"@@RAW{i}@@"', r)
+        text = text.replace(f'"{token}{i}"', r, 1)
     return text
 
 

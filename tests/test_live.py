@@ -288,3 +288,11 @@ def test_runtime_ships_with_the_package():
     pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     assert "live.js" in pyproject["tool"]["setuptools"]["package-data"]["funml_lib"]
     assert RUNTIME.parent.name == "funml_lib" and RUNTIME.is_file()
+
+
+def test_a_model_name_is_never_taken_for_embedded_numbers():
+    x, _ = digits()
+    odd = "\x00RAW[1,2]</script>"
+    view = live_sparse_code({odd: SparseAutoencoder(8)}, x, k=2)
+    data = data_of(view.html)
+    assert data["pairs"][0]["label"] == odd and view.html.count("</script>") == 2
