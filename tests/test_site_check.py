@@ -1,8 +1,10 @@
 """The browser checks of coursekit/check_site.py, each proven on a small fixture page with a
 deliberate break (no book build needed): a slider whose link to its frames is removed, TeX left
-untypeset, a formula wider than the column, a figure without alt text, a build machine's path.
+untypeset, a formula wider than the column, a figure without alt text, a build machine's path; live
+views (issue 24) with a tiny fake model that keep the contract, and one that breaks each promise.
 
-Needs Chromium (/usr/bin/chromium) and the npm assets (`make assets`); skipped without them."""
+Needs Chromium (/usr/bin/chromium) and the npm assets (`make assets`); skipped without them (the live
+view tests need Chromium only)."""
 from __future__ import annotations
 
 import functools
