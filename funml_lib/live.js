@@ -471,5 +471,10 @@
   // view this script belongs to through currentScript, then any other view not started yet
   var me = document.currentScript, mine = me && me.closest ? me.closest("div.funml-live") : null;
   if (mine && !mine.hasAttribute("data-funml-ready")) setup(mine);
-  document.querySelectorAll("div.funml-live:not([data-funml-ready])").forEach(setup);
+  function scan() { document.querySelectorAll("div.funml-live:not([data-funml-ready])").forEach(setup); }
+  scan();
+  // the classic Notebook runs the scripts (through jQuery, without currentScript) while the output
+  // is still detached: look again once it is on the page
+  setTimeout(scan, 0);
+  setTimeout(scan, 1000);
 })();
