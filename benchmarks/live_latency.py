@@ -93,7 +93,8 @@ def measure(tab, k: int, explorer: bool, act) -> list | None:
 
 def box_of(tab, selector: str) -> dict:
     target = tab.locator(selector).first
-    target.scroll_into_view_if_needed()
+    # centred, so that the theme's sticky header at the top never takes the pointer
+    target.evaluate("e => e.scrollIntoView({block: 'center', inline: 'center'})")
     return target.bounding_box()
 
 

@@ -239,9 +239,9 @@ def check_links(page: str, links: list[str], origin: str, html_dir: Path, report
 
 
 def check_live(page: str, tab: Any, report: Any, expect: bool, ready_ms: int = LIVE_READY_MS) -> dict:
-    """The live views of issue 24 (funml_lib/live.js; their contract with this check is in
-    /work/brief/LIVE_CONTRACT.md of the issue): every div.funml-live registers on window.funmlLive
-    and its `ready` resolves within ready_ms; run(model, input) gives every reference output within
+    """The live views of issue 24 (funml_lib/live.py builds them, funml_lib/live.js runs them and
+    pushes each onto window.funmlLive; coursekit/site_live.js reads them): every div.funml-live
+    registers and its `ready` resolves within ready_ms; run(model, input) gives every reference output within
     `tolerance` (<= 2e-3) and changes nothing on screen; drawing on the pad with pointer events, and
     ArrowDown on the digit picker, change state(); a latent view's plane reacts to a drag and to an
     arrow key; the fallback sentence is hidden while JavaScript runs; weights and code stay within
@@ -327,7 +327,8 @@ def _interact(page: str, name: str, k: int, view: dict, tab: Any, report: Any) -
 
     def drag(selector: str, path: list[tuple[float, float]]) -> None:
         target = tab.locator(f"{root} {selector}").first
-        target.scroll_into_view_if_needed()
+        # centred, so that the theme's sticky header at the top never takes the pointer
+        target.evaluate("e => e.scrollIntoView({block: 'center', inline: 'center'})")
         box = target.bounding_box()
         at = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in path]
         tab.mouse.move(*at[0])
