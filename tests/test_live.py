@@ -296,3 +296,19 @@ def test_a_model_name_is_never_taken_for_embedded_numbers():
     view = live_sparse_code({odd: SparseAutoencoder(8)}, x, k=2)
     data = data_of(view.html)
     assert data["pairs"][0]["label"] == odd and view.html.count("</script>") == 2
+
+
+@pytest.mark.parametrize("chapter, call", [("02_sparse_autoencoders", "live_sparse_code("),
+                                           ("03_denoising_autoencoders", "live_denoiser("),
+                                           ("05_vae_on_mnist", "live_latent(")])
+def test_chapter_shows_its_live_view_after_its_explorer(chapter, call):
+    import nbformat
+    from pathlib import Path
+
+    nb = nbformat.read(Path(__file__).resolve().parents[1] / "book" / f"{chapter}.ipynb", as_version=4)
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    live = [i for i, s in enumerate(code) if call in s]
+    explorer = [i for i, s in enumerate(code) if "_explorer(" in s and "import" not in s.splitlines()[-1]]
+    assert len(live) == 1 and explorer and live[0] > max(explorer)   # the explorers stay, above it
+    cell = [c for c in nb.cells if c.cell_type == "code" and call in c.source][0]
+    assert "claims" not in cell.metadata.get("tags", [])              # a cell the reader sees
