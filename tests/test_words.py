@@ -53,10 +53,6 @@ NBGRADER_KEYS = {"grade_id", "schema_version", "test_parameters", "grade", "solu
                  "locked", "points", "student_id", "file_id"}
 MODULE_ROOTS = ("funml_lib", "coursekit", "torch", "numpy", "math", "functools", "nbgrader",
                 "papermill", "nbformat")
-# Findings of this test in pages whose owner has not fixed them yet: (page, name). They are left
-# out of test_every_named_thing_exists and reported by the xfail test below, which passes (XPASS)
-# once the page is fixed; then delete the entry. Review 2026-12-04, N1: the instructors' table
-# lists two self-checks that were removed from funml_lib.self_checks.
 FILE_ENDINGS = (".py", ".md", ".ipynb", ".yml", ".yaml", ".toml", ".json", ".cfg", ".txt",
                 ".js", ".sh", ".bib", ".css", ".db", ".csv")
 
