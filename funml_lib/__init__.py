@@ -3,8 +3,9 @@
 Chapters import the names below. A few submodules are imported by name where a chapter uses them:
 `funml_lib.widgets` (the explorers), `funml_lib.self_checks` (exercise self-checks and
 `check_numbers`), `funml_lib.frames` (light PNG frames), `funml_lib.estimators` (the gradient and
-KL estimators of chapter 4) and `funml_lib.checkpoints` (saving a trained model; also exported below).
-Everything else is an implementation detail.
+KL estimators of chapter 4), `funml_lib.live` (the live views of chapters 2, 3 and 5: the chapter's
+trained models run in the reader's browser) and `funml_lib.checkpoints` (saving a trained model; also
+exported below). Everything else is an implementation detail.
 """
 from funml_lib.checkpoints import load_checkpoint, save_checkpoint
 from funml_lib.claims import claim
