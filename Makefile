@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 
 # FUNML_STUDENT_RUNS=one: also execute one real student notebook up to its first exercise.
 test: venv
-	OMP_NUM_THREADS=$(NB_THREADS) FUNML_STUDENT_RUNS=one $(BIN)/python -m pytest tests
+	OMP_NUM_THREADS=$(NB_THREADS) FUNML_STUDENT_RUNS=one $(BIN)/python -m pytest --durations=12 tests
 
 # Explorers precompute their frames; the executed notebooks keep the widget state, so the sliders
 # work on the built pages without a kernel (FUNML_STATIC=1 would leave only the static figures).

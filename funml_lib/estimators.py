@@ -218,7 +218,8 @@ def check_covariance(name: str, cov: Tensor) -> Tensor:
     """Return `cov` if it is a finite, symmetric, positive-definite (K, K) or (N, K, K) matrix.
 
     Symmetry is checked to a relative tolerance of 1e-6 (1e-4 in float32) of the largest entry;
-    definiteness by a Cholesky factorization, the one the KL and the sampling then use.
+    definiteness by a Cholesky factorization, the one the KL and the sampling then use, and by the
+    smallest eigenvalue, which must stand above rounding noise (10 K eps times the largest).
     """
     check_finite(name, cov)
     given, cov = cov, cov.detach()  # checks read values only; the caller's graph stays as it is
@@ -233,10 +234,18 @@ def check_covariance(name: str, cov: Tensor) -> Tensor:
         raise ValueError(f"{name} must be symmetric (a covariance), but it differs from its transpose by "
                          f"up to {asym:.3g}")
     info = torch.linalg.cholesky_ex(cov).info
+    eig = torch.linalg.eigvalsh(cov) if cov.numel() else cov.new_ones(1)
+    low, high = float(eig.min()), float(eig.abs().max())
     if bool((info != 0).any()):
-        low = float(torch.linalg.eigvalsh(cov).min())
         raise ValueError(f"{name} must be positive definite (every eigenvalue > 0), got smallest "
                          f"eigenvalue {low:.3g}")
+    # A singular matrix (rank-1 v v^T, say) can pass Cholesky by rounding alone; its log-determinant
+    # and inverse would then be rounding noise, so it is refused like any other singular one.
+    floor = 10 * cov.shape[-1] * torch.finfo(cov.dtype).eps * high
+    if low <= floor:
+        raise ValueError(f"{name} must be positive definite (every eigenvalue > 0), but its smallest "
+                         f"eigenvalue {low:.3g} is rounding noise next to its largest {high:.3g} "
+                         "(numerically singular)")
     return given
 
 

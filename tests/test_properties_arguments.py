@@ -115,6 +115,17 @@ def test_a_covariance_that_is_not_one_is_refused_naming_the_argument(cov, side):
         gaussian_kl_full(*args)
 
 
+def test_a_rank_one_covariance_that_cholesky_accepts_by_rounding_is_refused():
+    # v v^T with v = (1.6053, -2.2399): singular, yet float64 Cholesky succeeds on it (found by
+    # hypothesis 6.170 in CI); its log-determinant would be rounding noise.
+    v = torch.tensor([[1.6053], [-2.2399]], dtype=torch.float64)
+    cov = v @ v.T
+    assert int(torch.linalg.cholesky_ex(cov).info) == 0
+    m, eye = torch.zeros(1, 2, dtype=torch.float64), torch.eye(2, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"^cov_q must be positive definite .*numerically singular"):
+        gaussian_kl_full(m, cov, m, eye)
+
+
 @settings(max_examples=100, **SETTINGS)
 @given(shape=st.sampled_from([(), (1,), (7,), (8, 1), (1, 8), (2, 8)]),
        estimator=st.sampled_from([reparameterized_gradient, score_function_gradient]))
