@@ -339,10 +339,27 @@ def explorers_are_live() -> bool:
     return "-u FUNML_STATIC" in where
 
 
+# Beyond the phrasings above: any sentence about explorers, sliders or widgets that calls them
+# static or says they cannot move, unless it names the condition of the fallback (print, no
+# JavaScript, widgets missing, ...), which is where the static figure is right.
+EXPLORER_WORDS = r"\b(explorers?|sliders?|widgets?|interactive (figures?|views?|plots?))\b"
+STATIC_WORDS = (r"\b(static|not (interactive|live)|(cannot|can't|do not|don't|does not|doesn't|"
+                r"won't|will not) (move|work|respond|run|change))\b")
+FALLBACK_CONDITION = (r"\b(where|without|when|if|unless|fallback|falls? back|print|no-?js|"
+                      r"funml_static|missing|broken|too old|otherwise|instead of)\b")
+
+
+def denies_live(sentence: str) -> bool:
+    if any(re.search(p, sentence, flags=re.I) for p in DENIES_LIVE):
+        return True
+    return bool(re.search(EXPLORER_WORDS, sentence, flags=re.I)
+                and re.search(STATIC_WORDS, sentence, flags=re.I)
+                and not re.search(FALLBACK_CONDITION, sentence, flags=re.I))
+
+
 def live_denials(text: str) -> list[str]:
     prose, _ = split_fences(text)
-    return [s for s in sentences(prose)
-            if any(re.search(p, s, flags=re.I) for p in DENIES_LIVE)]
+    return [s for s in sentences(prose) if denies_live(s)]
 
 
 NUMBER_WORDS = {w: i for i, w in enumerate(
@@ -599,6 +616,10 @@ def test_name_check_accepts_names_that_exist(text):
     "a few values at once.",
     "In Jupyter or Colab the slider below sets σ; the book page shows one block per noise level.",
     "This page cannot run code, so it shows the static walk only.",
+    # other wordings a page could use
+    "On the website the explorers are static images; run the notebook to move the sliders.",
+    "The sliders on this page do not move: open the chapter in Colab.",
+    "Here the widgets are not interactive.",
 ])
 def test_static_explorer_sentences_are_caught(text):
     assert live_denials(text)
@@ -608,6 +629,7 @@ def test_static_explorer_sentences_are_caught(text):
     "The static picture above the slider shows the first two rows of every model for print.",
     "Below the figure, on this page as in Jupyter or Colab, two sliders step z1 and z2.",
     "The interactive explorers work here too: each shows a figure and, below it, sliders.",
+    "Where no widget can be shown, an explorer shows its static figure and one sentence why.",
 ])
 def test_live_explorer_sentences_pass(text):
     assert live_denials(text) == []
