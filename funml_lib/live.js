@@ -160,7 +160,7 @@
     ".funml-live-pad{width:210px;max-width:100%;height:auto;aspect-ratio:1;background:#000;touch-action:none;cursor:crosshair;border:1px solid #888}" +
     ".funml-live-out{width:112px;height:112px;image-rendering:pixelated;border:1px solid #888;background:#000}" +
     ".funml-live-plane{width:300px;max-width:100%;height:auto;aspect-ratio:1;touch-action:none;cursor:move;border:1px solid #888;background:#fff}" +
-    ".funml-live-plane:focus,.funml-live-pad:focus{outline:3px solid #0b57d0}" +
+    ".funml-live-plane+figcaption{max-width:300px}.funml-live-plane:focus,.funml-live-pad:focus{outline:3px solid #0b57d0}" +
     ".funml-live-code{width:256px;max-width:100%;height:64px;border:1px solid #888;background:#fff}" +
     ".funml-live-legend{display:block}.funml-live-key{display:inline-flex;align-items:center;gap:2px;margin:0 3px}" +
     ".funml-live-swatch{display:inline-block;width:.75em;height:.75em;border-radius:2px}" +
@@ -216,7 +216,7 @@
     ui.hidden = false;
     var digitBytes = bytesOf(data.digits.data), digits = [];
     for (var d = 0; d < data.digits.n; d++) digits.push(Array.from(digitBytes.slice(784 * d, 784 * d + 784), function (v) { return v / 255; }));
-    var pctx = padEl.getContext("2d"), input = digits[0].slice(), source = "test digit 1";
+    var pctx = padEl.getContext("2d", {willReadFrequently: true}), input = digits[0].slice(), source = "test digit 1";
 
     function show(name, pixels, words) {  // an output canvas, its text alternative, and state()
       shown[name] = Array.from(pixels);
@@ -240,7 +240,7 @@
       for (var p = 0; p < ink.length; p++) ink[p] = img[4 * p] / 255;
       return ink;
     }
-    var drawing = false, last = null, pending = false;
+    var drawing = false, last = null, pending = false, testOnPad = true;  // a test digit, not ink
     function at(ev) {
       var r = padEl.getBoundingClientRect();
       return [(ev.clientX - r.left) * PAD / r.width, (ev.clientY - r.top) * PAD / r.height];
@@ -267,6 +267,7 @@
     }
     padEl.addEventListener("pointerdown", function (ev) {
       ev.preventDefault();
+      if (testOnPad) { clearPad(); testOnPad = false; }  // draw a digit, not over the test digit
       drawing = true;
       last = at(ev);
       if (padEl.setPointerCapture) try { padEl.setPointerCapture(ev.pointerId); } catch (e) { /* synthetic */ }
@@ -286,12 +287,14 @@
       source = "test digit " + (i + 1) + (data.digits.labels ? " (a " + data.digits.labels[i] + ")" : "");
       clearPad();
       padFromDigit(input);
+      testOnPad = true;
       update();
     }
     picker.addEventListener("change", pick);
     picker.addEventListener("input", pick);
     q(".funml-live-clear").addEventListener("click", function () {
       clearPad();
+      testOnPad = false;
       input = new Array(784).fill(0);
       source = "an empty pad";
       update();
@@ -339,7 +342,11 @@
   // ---- chapter 2: code bars and the digit from the top k units (chapter 2's build_up)
   function sparseView(root, data, view, show, getInput) {
     var slider = root.querySelector(".funml-live-k"), readout = root.querySelector(".funml-live-k-value");
-    var bars = root.querySelectorAll(".funml-live-code");
+    var bars = root.querySelectorAll(".funml-live-code"), outs = root.querySelectorAll(".funml-live-out");
+    var captions = data.pairs.map(function (p) {  // "from the top k units", with k's value
+      var c = Array.prototype.find.call(outs, function (e) { return e.getAttribute("data-funml-output") === p.label + " top-k"; });
+      return c ? c.parentNode.querySelector("figcaption") : null;
+    });
     slider.addEventListener("input", function () {
       readout.textContent = slider.value;
       root.dispatchEvent(new Event("funml-update"));
@@ -352,6 +359,7 @@
         show(p.label + " code", z);
         show(p.label + " top-k", view.run(p.decoder, keep), p.label + ": the digit from its " + k + " most active units");
         show(p.label + " all units", view.run(p.decoder, z), p.label + ": the digit from all " + p.hidden + " units");
+        if (captions[m]) captions[m].textContent = "from its top " + k + (k === 1 ? " unit" : " units");
         var c = bars[m], ctx = c.getContext("2d"), w = c.width / z.length, chosen = new Set(best);
         ctx.fillStyle = "#fff";
         ctx.fillRect(0, 0, c.width, c.height);
@@ -388,36 +396,33 @@
         ctx.fillRect(p[0] - 2, p[1] - 2, 4, 4);
       }
       ctx.globalAlpha = 1;
-      if (mu) {
+      var q = toPx(z[0], z[1]);  // z: an open ring, so that what lies under it stays visible
+      [[5, "#fff"], [2, "#000"]].forEach(function (s) {
+        ctx.beginPath();
+        ctx.arc(q[0], q[1], 9, 0, 2 * Math.PI);
+        ctx.lineWidth = s[0];
+        ctx.strokeStyle = s[1];
+        ctx.stroke();
+      });
+      if (mu) {  // over the point: a clean digit's ellipses can be smaller than it
+        var c = toPx(mu[0], mu[1]);
         [2, 1].forEach(function (k) {
-          var c = toPx(mu[0], mu[1]);
-          ctx.beginPath();
-          ctx.ellipse(c[0], c[1], Math.max(1, k * sigma[0] / (2 * R) * S), Math.max(1, k * sigma[1] / (2 * R) * S), 0, 0, 2 * Math.PI);
-          ctx.setLineDash(k === 2 ? [4, 3] : []);
-          ctx.strokeStyle = "#000";
-          ctx.lineWidth = 2;
-          ctx.stroke();
+          [[4, "#fff"], [2, "#c2185b"]].forEach(function (s) {
+            ctx.beginPath();
+            ctx.ellipse(c[0], c[1], Math.max(1, k * sigma[0] / (2 * R) * S), Math.max(1, k * sigma[1] / (2 * R) * S), 0, 0, 2 * Math.PI);
+            ctx.setLineDash(k === 2 && s[1] !== "#fff" ? [4, 3] : []);
+            ctx.lineWidth = s[0];
+            ctx.strokeStyle = s[1];
+            ctx.stroke();
+          });
         });
         ctx.setLineDash([]);
       }
-      var q = toPx(z[0], z[1]);
-      ctx.beginPath();
-      ctx.arc(q[0], q[1], 8, 0, 2 * Math.PI);
-      ctx.fillStyle = "#000";
-      ctx.fill();
-      ctx.lineWidth = 3;
-      ctx.strokeStyle = "#fff";
-      ctx.stroke();
-      ctx.beginPath();  // a thin black ring outside the white one: visible on dots and on white
-      ctx.arc(q[0], q[1], 10, 0, 2 * Math.PI);
-      ctx.lineWidth = 1.5;
-      ctx.strokeStyle = "#000";
-      ctx.stroke();
     }
     var current = "";
     function decode() {
       var t0 = performance.now();
-      show("decoded", view.run("decoder", z), "the digit decoded from z = (" + fmt(z[0]) + ", " + fmt(z[1]) + ")");
+      show("decoded", view.run("decoder", z), "the digit G_phi(z) decoded from z = (" + fmt(z[0]) + ", " + fmt(z[1]) + ")");
       show("z", z);
       draw();
       root.querySelector(".funml-live-summary").textContent = "Decoded z = (" + fmt(z[0]) + ", " + fmt(z[1]) + "). " + current;
@@ -453,8 +458,10 @@
       sigma = out.slice(2, 4).map(function (lv) { return Math.exp(lv / 2); });
       show("mu", mu);
       show("sigma", sigma);
-      current = "Input: " + source + "; its code q(z|x) has mu = (" + fmt(mu[0]) + ", " + fmt(mu[1]) + "), sigma = (" +
-        fmt(sigma[0]) + ", " + fmt(sigma[1]) + "): the ellipses on the plane (1 and 2 sigma).";
+      var outside = Math.abs(mu[0]) > R || Math.abs(mu[1]) > R;
+      current = "Input: " + source + "; its q_\u03b8(z|x) has \u03bc = (" + fmt(mu[0]) + ", " + fmt(mu[1]) + "), \u03c3 = (" +
+        fmt(sigma[0]) + ", " + fmt(sigma[1]) + ")" + (outside ? ", outside the plane shown (\u00b1" + R + "): its ellipses " +
+        "are off the edge." : ": the pink ellipses on the plane (1 \u03c3 solid, 2 \u03c3 dashed).");
       z = mu.slice();
       decode();
       return "Decoded z = (" + fmt(z[0]) + ", " + fmt(z[1]) + "). " + current;

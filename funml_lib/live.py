@@ -66,7 +66,8 @@ def live_denoiser(models: Mapping[str, FCAutoencoder], digits: Tensor, labels: T
         + "".join(image(n, f"{n} denoiser") for n in models) + "</div>")
     return build_view("denoiser", "Live denoisers: draw a digit, add noise, see each model's output",
                       layers, float_fns, inputs, x, y, {"sigma": sigma, "seed": seed % 2**32}, body,
-                      compression, budget_bytes)
+                      compression, budget_bytes,
+                      fallback="the explorer above shows the same denoisers on test digits")
 
 
 def live_sparse_code(models: Mapping[str, SparseAutoencoder], digits: Tensor, labels: Tensor | None = None,
@@ -95,8 +96,8 @@ def live_sparse_code(models: Mapping[str, SparseAutoencoder], digits: Tensor, la
         name = html.escape(label)
         blocks.append(f'<div class="funml-live-model"><figure><canvas class="funml-live-code" '
                       f'width="{2 * m.hidden_dim}" height="64" role="img" aria-label="code of {name}"></canvas>'
-                      f'<figcaption><b>{name}</b>: the activation of each of its {m.hidden_dim} units '
-                      '(red: the k most active)</figcaption></figure>'
+                      f'<figcaption><b>{name}</b>: the activation (0 to 1) of each of its {m.hidden_dim} '
+                      'units; red: the k most active</figcaption></figure>'
                       + image(f"{label} top-k", "from the top k units", f"{label}: the digit from its top k units")
                       + image(f"{label} all units", f"from all {m.hidden_dim} units",
                               f"{label}: the digit from all {m.hidden_dim} units") + "</div>")
@@ -107,7 +108,7 @@ def live_sparse_code(models: Mapping[str, SparseAutoencoder], digits: Tensor, la
         + '<div class="funml-live-models">' + "".join(blocks) + "</div>")
     return build_view("sparse", "Live sparse codes: draw a digit and see which units fire",
                       layers, float_fns, inputs, x, y, {"pairs": pairs, "k": k}, body, compression,
-                      budget_bytes)
+                      budget_bytes, fallback="the figures above remain")
 
 
 def live_latent(vae_2d: VAE, digits: Tensor, labels: Tensor | None = None, n_points: int = 500,
@@ -142,15 +143,20 @@ def live_latent(vae_2d: VAE, digits: Tensor, labels: Tensor | None = None, n_poi
     scatter_labels = labels[:n_points].cpu().tolist() if labels is not None else None
     extra = {"range": extent, "scatter": {"z": _raw("[" + ",".join(f"{v:.2f}" for v in mu.reshape(-1).tolist())
                                                    + "]"), "labels": scatter_labels}}
-    legend = ('<span class="funml-live-legend">dots: test codes, by label '
+    legend = (f'<span class="funml-live-legend">dots: μ of q<sub>θ</sub>(z|x) for {len(mu)} test digits, by '
+              'label '
               + "".join(f'<span class="funml-live-key"><span class="funml-live-swatch funml-live-c{c}"></span>'
                         f'{c}</span>' for c in range(10)) + "</span>") if scatter_labels is not None else ""
     body = (picker(y, len(x)) + '<div class="funml-live-panels">' + pad()
-            + image("decoded", "decoded G(z)")  # before the plane: in view while dragging on a phone
+            # before the plane: in view while dragging on a phone
+            + image("decoded", "decoded G_phi(z)", "the digit decoded from z").replace(
+                "G_phi(z)", "G<sub>φ</sub>(z)")
             + '<figure><canvas class="funml-live-plane" width="300" height="300" tabindex="0" '
             'role="application" aria-roledescription="latent plane" aria-label="Latent plane of the test '
             'codes: drag the point or use the arrow keys (Shift for larger steps) to move z"></canvas>'
-            f'<figcaption>z₁ across, z₂ up, each from −{extent:g} to {extent:g}{legend}</figcaption></figure>'
+            '<figcaption>drag to move z (or focus the plane and use the arrow keys); z₁ across, z₂ up, '
+            f'each from −{extent:g} to {extent:g}{legend}</figcaption></figure>'
             "</div>")
     return build_view("latent", "Live 2-d VAE: move z in the latent plane, or draw a digit to encode",
-                      layers, float_fns, inputs, x, y, extra, body, compression, budget_bytes)
+                      layers, float_fns, inputs, x, y, extra, body, compression, budget_bytes,
+                      fallback="the sliders above decode a grid of z with the same VAE")

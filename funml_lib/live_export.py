@@ -217,8 +217,11 @@ def _check_digits(digits: object, labels: object, n_digits: int) -> tuple[Tensor
 def build_view(kind: str, label: str, models: dict[str, list[Layer]],
                float_fns: dict[str, Callable[[Tensor], Tensor]], inputs: dict[str, Tensor],
                digits: Tensor, digit_labels: list[int] | None, extra: dict, body: str,
-               compression: str, budget_bytes: int) -> LiveView:
-    """Pack `models`, compute the references and the compression cost, and wrap it all in HTML."""
+               compression: str, budget_bytes: int,
+               fallback: str = "the explorer above shows the same models on test digits") -> LiveView:
+    """Pack `models`, compute the references and the compression cost, and wrap it all in HTML.
+    `fallback` ends the sentence shown where the view's JavaScript does not run: what on the page
+    above remains to explore."""
     compression = check_choice("compression", compression, ("auto", "int8", "float16"))
     budget_bytes = check_positive_int("budget_bytes", budget_bytes)
     runtime = RUNTIME.read_text(encoding="utf-8")
@@ -263,7 +266,7 @@ def build_view(kind: str, label: str, models: dict[str, list[Layer]],
             f"within {TOLERANCE:g}.")
     page = (f'<div class="funml-live" data-funml-kind="{kind}" role="group" aria-label="{html.escape(label)}">'
             '<p class="funml-live-fallback">This live view runs in JavaScript, which is off or not run '
-            'here; the explorer above shows the same models on test digits.</p>'
+            f'here; {html.escape(fallback)}.</p>'
             f'<div class="funml-live-ui" hidden>{body}<p class="funml-live-summary" aria-live="polite"></p>'
             f'</div><p class="funml-live-note">{html.escape(note)}</p>'
             f'<script type="application/json" class="funml-live-data">{text}</script>'
@@ -284,7 +287,7 @@ def picker(digits_labels: list[int] | None, n: int) -> str:
 def pad() -> str:
     return ('<figure><canvas class="funml-live-pad" width="280" height="280" aria-label="Drawing pad: '
             'draw a digit with the mouse, a finger or a pen; the outputs update as you draw"></canvas>'
-            '<figcaption>draw here</figcaption></figure>'
+            '<figcaption>draw here (your first stroke clears the test digit)</figcaption></figure>'
             + image("input", "the models' 28 × 28 input"))
 
 
