@@ -149,7 +149,11 @@ def prepare(chapters: list[Path], cache_dir: Path = CACHE, environment: str | No
     incremental build would keep its old page although its outputs are gone from the cache).
     """
     if not cache_dir.is_dir():
-        return list(chapters)  # a fresh clone: everything executes
+        # a fresh clone, `clear` (make book FORCE=1) or a deleted cache: everything executes, and
+        # Sphinx must read every chapter again, or it keeps the pages of its last build
+        for path in chapters:
+            os.utime(path)
+        return list(chapters)
     from jupyter_cache import get_cache
 
     cache = get_cache(str(cache_dir))
