@@ -30,7 +30,8 @@ test: venv
 # Explorers precompute their frames; the executed notebooks keep the widget state, so the sliders
 # work on the built pages without a kernel (FUNML_STATIC=1 would leave only the static figures).
 # CI=1: no progress bars in the pages (funml_lib.train draws none under CI, as in every CI log).
-# A chapter is executed again only when its run key changed (coursekit/build_cache.py): a prose
+# A chapter is executed again only when its run key changed (coursekit/build_cache.py, which runs
+# jupyter-book build between computing the keys and storing them): a prose
 # edit rebuilds in seconds, never from stale outputs. FORCE=1 executes every chapter.
 BOOK_ENV := env -u FUNML_STATIC CI=1 FUNML_CLAIMS=strict OMP_NUM_THREADS=$(NB_THREADS)
 # EDITION=term: the term edition for a graded class (no solution, answer code or hidden test; launch
@@ -41,9 +42,7 @@ ifneq ($(EDITION),term)
 book: venv assets
 	@test "$(EDITION)" = full || { echo "EDITION must be full or term, got '$(EDITION)'"; exit 2; }
 	$(if $(FORCE),$(BIN)/python -m coursekit.build_cache clear)
-	$(BOOK_ENV) $(BIN)/python -m coursekit.build_cache prepare
-	$(BOOK_ENV) $(BIN)/jupyter-book build . -W -n --keep-going
-	$(BOOK_ENV) $(BIN)/python -m coursekit.build_cache record
+	$(BOOK_ENV) $(BIN)/python -m coursekit.build_cache build -- -W -n --keep-going
 	@echo "HTML: $(CURDIR)/_build/html/index.html"
 else
 book: book-term

@@ -1,6 +1,7 @@
 """Reuse a chapter's executed outputs only when nothing that could change them has changed.
 
-    python -m coursekit.build_cache prepare    # before `jupyter-book build` (make book does both)
+    python -m coursekit.build_cache build -- -W -n   # prepare, jupyter-book build, record (make book)
+    python -m coursekit.build_cache prepare    # before `jupyter-book build`
     python -m coursekit.build_cache record     # after a build that succeeded
     python -m coursekit.build_cache clear      # forget every executed chapter (make book FORCE=1)
     python -m coursekit.build_cache chapter 02 # one page alone, for an author at work (make chapter)
@@ -237,14 +238,44 @@ def build_chapter(root: Path, number: str, cache_dir: Path) -> int:
     return code
 
 
+def build(root: Path, chapters: list[Path], cache_dir: Path, library: Path, jb_args: list[str]) -> int:
+    """prepare, `jupyter-book build root *jb_args`, record after success: one process, so a rebuild
+    pays the imports of the run key (torch, funml_lib) once, not once before and once after."""
+    import subprocess
+
+    report_prepared(chapters, prepare(chapters, cache_dir, library=library))
+    jb = Path(sys.executable).with_name("jupyter-book")
+    code = subprocess.call([str(jb), "build", str(root), *jb_args], cwd=root)
+    if code == 0:
+        report_recorded(record(chapters, cache_dir, library=library,
+                               executed_dir=root / "_build" / "jupyter_execute"))
+    return code
+
+
+def report_prepared(chapters: list[Path], stale: list[Path]) -> None:
+    names = ", ".join(p.stem for p in stale) or "none"
+    print(f"build cache: {len(chapters) - len(stale)} of {len(chapters)} chapters reuse their "
+          f"outputs; executing: {names}", flush=True)
+
+
+def report_recorded(done: int) -> None:
+    print(f"build cache: run keys stored for {done} chapters")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m coursekit.build_cache", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=("prepare", "record", "clear", "chapter"))
+    parser = argparse.ArgumentParser(prog="python -m coursekit.build_cache", description=__doc__.split("\n")[0],
+                                     epilog="build: jupyter-book build's options follow `--`, e.g. "
+                                            "`build -- -W -n --keep-going`")
+    parser.add_argument("command", choices=("build", "prepare", "record", "clear", "chapter"))
     parser.add_argument("number", nargs="?", help="with `chapter`: the chapter's number, e.g. 02")
     parser.add_argument("--root", default=str(ROOT), help="the book's root (with _toc.yml)")
     parser.add_argument("--library", default=str(ROOT / "funml_lib"), help="the library the chapters import")
     parser.add_argument("--cache", default=None, help="jupyter-cache folder (default: ROOT/_build/.jupyter_cache)")
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # with `build`, what follows `--` goes to jupyter-book build as it is
+    jb_args = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    args.jb_args = jb_args
     root = Path(args.root)
     cache_dir = Path(args.cache) if args.cache else root / "_build" / ".jupyter_cache"
     if args.command == "clear":
@@ -254,15 +285,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "chapter":
         return build_chapter(root, args.number or "", cache_dir)
     chapters = [p for p in chapter_notebooks(root) if p.suffix == ".ipynb"]
+    if args.command == "build":
+        return build(root, chapters, cache_dir, Path(args.library), args.jb_args)
     if args.command == "prepare":
-        stale = prepare(chapters, cache_dir, library=Path(args.library))
-        names = ", ".join(p.stem for p in stale) or "none"
-        print(f"build cache: {len(chapters) - len(stale)} of {len(chapters)} chapters reuse their "
-              f"outputs; executing: {names}")
+        report_prepared(chapters, prepare(chapters, cache_dir, library=Path(args.library)))
     else:
-        done = record(chapters, cache_dir, library=Path(args.library),
-                      executed_dir=root / "_build" / "jupyter_execute")
-        print(f"build cache: run keys stored for {done} chapters")
+        report_recorded(record(chapters, cache_dir, library=Path(args.library),
+                               executed_dir=root / "_build" / "jupyter_execute"))
     return 0
 
 

@@ -20,7 +20,6 @@ import pytest
 from coursekit import build_cache
 
 REPO = Path(__file__).resolve().parents[1]
-JB = Path(sys.executable).with_name("jupyter-book")
 CONFIG = """title: cache fixture
 only_build_toc_files: true
 execute:
@@ -68,12 +67,10 @@ def _build(root: Path, **env: str) -> str:
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("FUNML_")}
     environ = {**inherited, "PYTHONPATH": os.pathsep.join([str(root), str(REPO)]), **env}
     cache = ["--root", str(root), "--library", str(root / "fakelib")]
-    for cmd in ([sys.executable, "-m", "coursekit.build_cache", "prepare", *cache],
-                [str(JB), "build", str(root), "-W", "-n", "--quiet"],
-                [sys.executable, "-m", "coursekit.build_cache", "record", *cache]):
-        proc = subprocess.run(cmd, cwd=root, env=environ, capture_output=True, text=True,
-                              timeout=300)
-        assert proc.returncode == 0, f"{cmd[-1]} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    # as `make book`: prepare, jupyter-book build, record in one command
+    cmd = [sys.executable, "-m", "coursekit.build_cache", "build", *cache, "--", "-W", "-n", "--quiet"]
+    proc = subprocess.run(cmd, cwd=root, env=environ, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"build failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
     return (root / "_build" / "html" / "page.html").read_text(encoding="utf-8")
 
 
