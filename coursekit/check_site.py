@@ -85,6 +85,7 @@ class Report:
     explorers: int = 0
     live: int = 0
     latency: dict[str, float | None] = field(default_factory=dict)
+    agreement: dict[str, float | None] = field(default_factory=dict)   # max |run - torch| per page
     links: int = 0
     weights: dict[str, dict[str, int]] = field(default_factory=dict)
     accessibility: dict[str, int] = field(default_factory=dict)
@@ -195,6 +196,7 @@ def check_page(browser, page: Page, origin: str, args: argparse.Namespace, repor
         report.live += live["views"]
         if live["views"]:
             report.latency[name] = live["lastUpdateMs"]
+            report.agreement[name] = live["maxDiff"]
         seen = {**seen, "images": tab.evaluate(ALT_JS)} if seen.get("widgetViews") else seen
         site_checks.check_machine_paths(name, tab.content(), args.root, report)
         for rule, count in site_checks.check_accessibility(name, tab, report).items():
@@ -242,11 +244,14 @@ def print_weights(report: Report) -> None:
 
 
 def print_latency(report: Report) -> None:
-    """The slowest update (lastUpdateMs) of each page's live views after the check's interactions."""
+    """The slowest update (lastUpdateMs) of each page's live views after the check's interactions, and
+    the largest difference between the page's outputs and torch's on the reference inputs."""
     for page, ms in report.latency.items():
         shown = "no interaction changed a view" if ms is None else f"{ms:.1f} ms"
+        diff = report.agreement.get(page)
+        agree = "" if diff is None else f"; largest |page - torch| {diff:.2g} (tolerance 2e-3)"
         print(f"live views on {page}: slowest update {shown} (budget 50 ms; "
-              "benchmarks/live_latency.py measures it)")
+              f"benchmarks/live_latency.py measures it){agree}")
 
 
 def main(argv: list[str] | None = None) -> int:

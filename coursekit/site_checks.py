@@ -246,13 +246,14 @@ def check_live(page: str, tab: Any, report: Any, expect: bool, ready_ms: int = L
     ArrowDown on the digit picker, change state(); a latent view's plane reacts to a drag and to an
     arrow key; the fallback sentence is hidden while JavaScript runs; weights and code stay within
     LIVE_BUDGET per page, as the views count them (`bytes`) and as counted from the page's scripts.
-    Returns {"views", "bytes", "domBytes", "lastUpdateMs" (the most over the interactions, or None)}:
-    latency is reported, never a problem (benchmarks/live_latency.py measures it)."""
+    Returns {"views", "bytes", "domBytes", "lastUpdateMs" (the most over the interactions, or None),
+    "maxDiff" (the largest |run - torch| over every reference output, or None)}: latency is reported,
+    never a problem (benchmarks/live_latency.py measures it)."""
     found = tab.evaluate(LIVE_JS, {"op": "find", "readyMs": ready_ms})
     views = found["views"]
     if expect and not views:
         report.add(page, "no live views (.funml-live) on a page whose notebook calls a live_...() function")
-    declared, latencies = 0, []
+    declared, latencies, diffs = 0, [], []
     for k, view in enumerate(views):
         name = f"live view {k + 1} ({view['kind']})"
         if not view["registered"]:
@@ -269,7 +270,7 @@ def check_live(page: str, tab: Any, report: Any, expect: bool, ready_ms: int = L
                    "missing": "no ready Promise"}.get(view["ready"], f"ready was {view['ready']}")
             report.add(page, f"{name}: {why}")
             continue
-        _check_references(page, name, view, report)
+        diffs += _check_references(page, name, view, report)
         latencies += _interact(page, name, k, view, tab, report)
     if found["domBytes"] > LIVE_BUDGET:
         report.add(page, f"live views: {found['domBytes'] / 1e6:.2f} MB of weights and code in the page's "
@@ -278,10 +279,13 @@ def check_live(page: str, tab: Any, report: Any, expect: bool, ready_ms: int = L
         report.add(page, f"live views: {declared / 1e6:.2f} MB of weights and code (the views' bytes), over "
                          f"the budget of {LIVE_BUDGET / 1e6:.1f} MB per page")
     return {"views": len(views), "bytes": declared, "domBytes": found["domBytes"],
-            "lastUpdateMs": max(latencies) if latencies else None}
+            "lastUpdateMs": max(latencies) if latencies else None,
+            "maxDiff": max(diffs) if diffs else None}
 
 
-def _check_references(page: str, name: str, view: dict, report: Any) -> None:
+def _check_references(page: str, name: str, view: dict, report: Any) -> list[float]:
+    """Report every reference output of a view that torch's does not match; return the differences."""
+    diffs = []
     tolerance = view["tolerance"]
     if not isinstance(tolerance, (int, float)) or not 0 <= tolerance <= LIVE_TOLERANCE:
         report.add(page, f"{name}: tolerance {tolerance!r} is not a number in [0, {LIVE_TOLERANCE:g}]")
@@ -296,9 +300,11 @@ def _check_references(page: str, name: str, view: dict, report: Any) -> None:
             report.add(page, f"{what} returned {ref['length']} numbers, torch {ref['expected']}")
         elif ref["diff"] == "NaN":
             report.add(page, f"{what} returned NaN")
-        elif ref["diff"] > tolerance:
-            report.add(page, f"{what} differs from torch by {ref['diff']:.3g} (max |run - output|), over the "
-                             f"tolerance {tolerance:g}")
+        else:
+            diffs.append(float(ref["diff"]))
+            if ref["diff"] > tolerance:
+                report.add(page, f"{what} differs from torch by {ref['diff']:.3g} (max |run - output|), "
+                                 f"over the tolerance {tolerance:g}")
     for model in view["quantization"] or {}:
         if not any(ref["model"] == model for ref in view["references"]):
             report.add(page, f"{name}: model {model!r} has no reference output")
@@ -306,6 +312,7 @@ def _check_references(page: str, name: str, view: dict, report: Any) -> None:
         report.add(page, f"{name}: run() changed state() (it must change nothing on screen)")
     if view["state"].startswith("error"):
         report.add(page, f"{name}: state() failed: {view['state'][7:]}")
+    return diffs
 
 
 def _interact(page: str, name: str, k: int, view: dict, tab: Any, report: Any) -> list[float]:

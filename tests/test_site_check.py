@@ -347,7 +347,8 @@ def test_a_latent_plane_that_ignores_the_reader_is_a_problem(site, browser):
 def test_no_live_view_where_the_notebook_calls_one_is_a_problem(site, browser):
     report, result = check_live_fixture(site, browser, "<p>frames only</p>")
     assert report == ["no live views (.funml-live) on a page whose notebook calls a live_...() function"]
-    assert result == {"views": 0, "bytes": 0, "domBytes": 0, "lastUpdateMs": None}
+    assert result == {"views": 0, "bytes": 0, "domBytes": 0, "lastUpdateMs": None,
+                      "maxDiff": None}
     report, _ = check_live_fixture(site, browser, "<p>frames only</p>", expect=False)
     assert report == []
 
@@ -371,12 +372,14 @@ def test_print_weights_has_a_live_column(capsys):
     report = check_site.Report(weights={"book/a.html": {"html": 900_000, "images": 1_200_000, "widgets": 0,
                                                         "live": 412_345}})
     report.latency["book/a.html"] = 12.34
+    report.agreement["book/a.html"] = 5.2e-6
     check_site.print_weights(report)
     check_site.print_latency(report)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[-2:] == ["live", "kB"]
     assert lines[1].split() == ["book/a.html", "900", "1200", "0", "412"]
     assert lines[2].startswith("live views on book/a.html: slowest update 12.3 ms")
+    assert lines[2].endswith("largest |page - torch| 5.2e-06 (tolerance 2e-3)")
 
 
 @needs_chromium
@@ -396,4 +399,5 @@ def test_funml_lib_live_views_keep_the_contract_with_the_check(site, browser):
     report, result = check_live_fixture(site, browser, "".join(v.html for v in views))
     assert report == []
     assert result["views"] == 3 and result["lastUpdateMs"] >= 0
+    assert 0 <= result["maxDiff"] <= site_checks.LIVE_TOLERANCE   # the page runs what torch ran
     assert result["bytes"] == result["domBytes"] == sum(v.bytes for v in views)
