@@ -238,11 +238,42 @@ def build_chapter(root: Path, number: str, cache_dir: Path) -> int:
     return code
 
 
+BIB_FILE = "funml_bib_digest.json"
+
+
+def touch_citing_pages(root: Path, build_dir: Path) -> list[Path]:
+    """When a .bib file changed since the last build, give every page that cites a new mtime.
+
+    sphinxcontrib-bibtex re-reads the .bib and the page with the bibliography, but an incremental
+    Sphinx build keeps the other pages, whose citation links carry the entry's text (their title
+    tooltips kept the old title). Returns the pages touched.
+    """
+    from coursekit.toc import existing_sources
+
+    bibs = sorted(p for p in root.glob("**/*.bib") if build_dir not in p.parents and ".venv" not in str(p))
+    digest = _digest({str(p.relative_to(root)): _file_digest(p) for p in bibs})
+    stamp = build_dir / BIB_FILE
+    try:
+        old = json.loads(stamp.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        old = None
+    touched = []
+    if old != digest:
+        for page in existing_sources(root):
+            if "{cite" in page.read_text(encoding="utf-8", errors="replace"):
+                os.utime(page)
+                touched.append(page)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(stamp, json.dumps(digest) + "\n")
+    return touched
+
+
 def build(root: Path, chapters: list[Path], cache_dir: Path, library: Path, jb_args: list[str]) -> int:
     """prepare, `jupyter-book build root *jb_args`, record after success: one process, so a rebuild
     pays the imports of the run key (torch, funml_lib) once, not once before and once after."""
     import subprocess
 
+    touch_citing_pages(root, root / "_build")
     report_prepared(chapters, prepare(chapters, cache_dir, library=library))
     jb = Path(sys.executable).with_name("jupyter-book")
     code = subprocess.call([str(jb), "build", str(root), *jb_args], cwd=root)

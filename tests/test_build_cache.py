@@ -143,3 +143,27 @@ def test_each_input_class(book: Path, tmp_path: Path):
 def test_output_switch_is_part_of_the_key():
     keys = {build_cache.environment_key({"FUNML_CLAIMS": mode}) for mode in ("strict", "skip", "")}
     assert len(keys) == 3
+
+
+def test_bib_edit_reaches_every_citing_page(tmp_path: Path):
+    """An edited .bib entry: the pages that cite it (their citation tooltips carry the entry's title)
+    are rendered again, not only the bibliography page; nothing executes."""
+    root = tmp_path / "book"
+    root.mkdir()
+    (root / "_config.yml").write_text(CONFIG + "bibtex_bibfiles: [refs.bib]\n")
+    (root / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n- file: page\n- file: refs\n")
+    (root / "intro.md").write_text("# Intro\n\nNo citation here.\n")
+    bib = "@misc{kw14,\n  author = {Kingma, D.},\n  title = {Old Title Words},\n  year = {2014}\n}\n"
+    (root / "refs.bib").write_text(bib)
+    (root / "refs.md").write_text("# Refs\n\n```{bibliography}\n:all:\n```\n")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_markdown_cell("# Page\n\nAs in {cite:p}`kw14`."),
+                nbformat.v4.new_code_cell("import time\nprint('RUN', time.time_ns())")]
+    nbformat.write(nb, root / "page.ipynb")
+    cold = _build(root)
+    assert "Old title words" in cold
+    (root / "refs.bib").write_text(bib.replace("Old Title Words", "New Title Words"))
+    page = _build(root)
+    assert "New title words" in page and "Old title words" not in page, "citing page kept the old entry"
+    assert _run_stamp(page) == _run_stamp(cold), "a .bib edit must not execute the notebook"
