@@ -241,6 +241,18 @@ def build_chapter(root: Path, number: str, cache_dir: Path) -> int:
 BIB_FILE = "funml_bib_digest.json"
 
 
+def bib_files(root: Path) -> list[Path]:
+    """The .bib files _config.yml names (bibtex_bibfiles), without walking .venv or node_modules."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        config = {}
+    names = config.get("bibtex_bibfiles") or []
+    return sorted(root / name for name in names if isinstance(name, str) and (root / name).is_file())
+
+
 def touch_citing_pages(root: Path, build_dir: Path) -> list[Path]:
     """When a .bib file changed since the last build, give every page that cites a new mtime.
 
@@ -250,7 +262,7 @@ def touch_citing_pages(root: Path, build_dir: Path) -> list[Path]:
     """
     from coursekit.toc import existing_sources
 
-    bibs = sorted(p for p in root.glob("**/*.bib") if build_dir not in p.parents and ".venv" not in str(p))
+    bibs = bib_files(root)
     digest = _digest({str(p.relative_to(root)): _file_digest(p) for p in bibs})
     stamp = build_dir / BIB_FILE
     try:
