@@ -63,6 +63,22 @@ def check_positive_int(name: str, value: object) -> int:
     return value
 
 
+def check_bool(name: str, value: object) -> bool:
+    """Return `value` if it is True or False (an int, a string like "no" or None is refused)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r:.40}")
+    return value
+
+
+def check_int_range(name: str, value: object, lo: int, hi: int) -> int:
+    """Return `value` if it is an int in [lo, hi]."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int in [{lo}, {hi}], got {type(value).__name__}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be an int in [{lo}, {hi}], got {value}")
+    return value
+
+
 def check_choice(name: str, value: object, choices: Iterable[object]) -> object:
     """Return `value` if it is one of `choices`."""
     choices = tuple(choices)

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from funml_lib._validate import check_fraction, check_images, check_in_unit_interval, check_nonnegative
-from funml_lib._validate import check_seed
+from funml_lib._validate import check_bool, check_seed
 
 
 def _generator(x: Tensor, seed: int) -> torch.Generator:
@@ -24,6 +24,7 @@ def corrupt_gaussian(x: Tensor, sigma: float, seed: int = 0, clip: bool = True) 
     """
     check_in_unit_interval("x", check_images("x", x))
     sigma = check_nonnegative("sigma", sigma)
+    clip = check_bool("clip", clip)  # clip="no" or 0 would silently pick the opposite of what was meant
     eps = torch.randn(x.shape, generator=_generator(x, seed), device=x.device, dtype=x.dtype)
     x_tilde = x + sigma * eps
     return x_tilde.clamp_(0.0, 1.0) if clip else x_tilde

@@ -80,12 +80,17 @@ def figure_png(fig: Figure, dpi: int = 100, tight: bool = True) -> bytes:
 def image_png(image: np.ndarray, scale: int = 1, levels: int = 16) -> bytes:
     """A grayscale (H, W) array in [0, 1] as PNG bytes at native resolution, each pixel repeated
     `scale` x `scale` times (nearest-neighbour upscaling: sharp digits, small files), with `levels`
-    gray levels (16: a 4-bit PNG, a third of the 8-bit size; 256: 8-bit)."""
+    gray levels, an int in [2, 256] (up to 16: a 4-bit PNG, a third of the 8-bit size; above: 8-bit).
+    scale: an int >= 1."""
     from PIL import Image
 
+    from funml_lib._validate import check_int_range, check_positive_int
+
+    scale = check_positive_int("scale", scale)  # 0, -2 or 2.5 were ignored or truncated without a word
+    levels = check_int_range("levels", levels, 2, 256)  # 0 or 1 gave an all-black frame
     a = np.asarray(image, dtype=np.float32)
-    if a.ndim != 2:
-        raise ValueError(f"image must be a 2-d (H, W) array, got shape {a.shape}")
+    if a.ndim != 2 or a.size == 0:
+        raise ValueError(f"image must be a non-empty 2-d (H, W) array, got shape {a.shape}")
     if not np.isfinite(a).all():  # NaN would silently become a black frame
         bad = "NaN" if np.isnan(a).any() else "infinite values"
         raise ValueError(f"image contains {bad}; a frame needs finite pixel values in [0, 1] "
@@ -100,7 +105,8 @@ def image_png(image: np.ndarray, scale: int = 1, levels: int = 16) -> bytes:
         img.putpalette(np.repeat(ramp, 3).tolist())
         img.save(buf, format="png", bits=4, compress_level=9)
     else:
-        Image.fromarray(np.round(a * 255).astype(np.uint8), mode="L").save(buf, format="png", compress_level=9)
+        a = np.round(a * (levels - 1)) * (255.0 / (levels - 1))  # `levels` gray levels; 256: exact 8-bit
+        Image.fromarray(np.round(a).astype(np.uint8), mode="L").save(buf, format="png", compress_level=9)
     return buf.getvalue()
 
 

@@ -776,3 +776,11 @@ def test_simulated_online_regime_refuses_what_it_cannot_simulate(tmp_path, monke
             load_mnist(split, root=root, device="cpu")
         assert expected in str(err.value)
 
+
+
+@pytest.mark.parametrize("clip", ["no", 0, None])
+def test_corrupt_gaussian_clip_must_be_a_bool(clip):
+    # clip="no" clipped (a non-empty string is true) and clip=0 did not, without a word
+    x = torch.rand(4, 784)
+    with pytest.raises(TypeError, match="clip must be True or False"):
+        corrupt_gaussian(x, 0.5, clip=clip)

@@ -307,3 +307,23 @@ def test_a_nan_image_is_refused_not_drawn_black():
     a[3, 4] = math.inf
     with pytest.raises(ValueError, match="image contains infinite values"):
         frames.image_png(a)
+
+
+@pytest.mark.parametrize("kwargs, match", [({"scale": 0}, "scale must be an int >= 1"),
+                                           ({"scale": -2}, "scale must be an int >= 1"),
+                                           ({"scale": 2.5}, "scale must be an int >= 1"),
+                                           ({"levels": 1}, r"levels must be an int in \[2, 256\]"),
+                                           ({"levels": 0}, r"levels must be an int in \[2, 256\]"),
+                                           ({"levels": 1000}, r"levels must be an int in \[2, 256\]")])
+def test_image_png_refuses_a_scale_or_levels_it_would_ignore(kwargs, match):
+    # scale=0 was ignored and 2.5 truncated; levels=0 or 1 gave an all-black frame without a word
+    with pytest.raises((TypeError, ValueError), match=match):
+        frames.image_png(np.full((28, 28), 0.5), **kwargs)
+
+
+def test_image_png_levels_above_16_are_honoured_and_256_is_exact_8_bit():
+    a = np.linspace(0, 1, 28 * 28).reshape(28, 28)
+    four = np.asarray(Image.open(io.BytesIO(frames.image_png(a, levels=100))).convert("L"))
+    assert len(np.unique(four)) == 100
+    full = np.asarray(Image.open(io.BytesIO(frames.image_png(a, levels=256))).convert("L"))
+    assert np.array_equal(full, np.round(a * 255).astype(np.uint8))
