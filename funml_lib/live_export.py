@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 import secrets
 from pathlib import Path
 from typing import Callable, Mapping
@@ -201,6 +202,8 @@ def _check_digits(digits: object, labels: object, n_digits: int) -> tuple[Tensor
         raise ValueError(f"labels must be an integer tensor of shape ({x.shape[0]},), one per digit, got "
                          f"{type(labels).__name__}{tuple(labels.shape) if isinstance(labels, Tensor) else ''}")
     y = labels.detach().cpu()
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) > 9):  # the page colours and names digits 0..9
+        raise ValueError(f"labels must hold digit labels in 0..9, got values in [{int(y.min())}, {int(y.max())}]")
     picks: list[int] = []
     while len(picks) < min(n_digits, len(x)):  # round-robin over the classes: 0, 1, ..., 9, 0, ...
         added = False
@@ -240,6 +243,11 @@ def build_view(kind: str, label: str, models: dict[str, list[Layer]],
             cost[name] = float((y - float_fns[name](x)).abs().max())
             reference += [{"model": name, "input": _numbers(xi), "output": _numbers(yi)}
                           for xi, yi in zip(x, y)]
+        bad = [n for n, c in cost.items() if not math.isfinite(c)]
+        if bad:  # e.g. a weight beyond float16's range (65504) becomes inf on the page
+            raise ValueError(f"models {bad}: the compressed weights give non-finite outputs (a weight too "
+                             f"large for float16, |w| > 65504, or for 8 bits?); compression={compression!r} "
+                             "cannot ship them")
         kinds = {n: "+".join(sorted({s["wtype"] for s in p[0]})) for n, p in packed.items()}
         data = {"kind": kind, "tolerance": TOLERANCE, "quantization": cost, "compression": kinds,
                 "models": {n: {"layers": p[0]} for n, p in packed.items()},
@@ -308,5 +316,9 @@ def check_models(name: str, models: object, cls: type, limit: int) -> dict[str, 
                         f"{type(models).__name__}{f' of {len(models)}' if isinstance(models, Mapping) else ''}")
     for k, m in models.items():
         check_model_finite(f"{name}[{k!r}]", m)
+        dtypes = {p.dtype for p in m.parameters()}
+        if dtypes != {torch.float32}:  # the views run the models on float32 digits
+            raise TypeError(f"{name}[{k!r}] has {', '.join(sorted(map(str, dtypes)))} parameters; a live view "
+                            "needs float32 ones: convert it with model.float()")
     return dict(models)
 

@@ -312,3 +312,27 @@ def test_chapter_shows_its_live_view_after_its_explorer(chapter, call):
     assert len(live) == 1 and explorer and live[0] > max(explorer)   # the explorers stay, above it
     cell = [c for c in nb.cells if c.cell_type == "code" and call in c.source][0]
     assert "claims" not in cell.metadata.get("tags", [])              # a cell the reader sees
+
+
+def test_labels_outside_0_to_9_are_refused():
+    # the page names and colours digits 0..9: label 12 or -5 gave an uncoloured dot or "(a -5)" silently
+    x, y = digits()
+    for labels in (y + 10, y - 5):
+        with pytest.raises(ValueError, match=r"labels must hold digit labels in 0\.\.9"):
+            live_latent(VAE(latent_dim=2, hidden_dim=8), x, labels=labels)
+
+
+def test_weights_beyond_float16_are_refused_not_shipped_as_inf():
+    # a weight of 1e30 became inf in float16: the page was built, its compression cost "nan"
+    model = FCAutoencoder(4, (8,))
+    with torch.no_grad():
+        model.decoder[0].weight.mul_(1e30)
+    with pytest.raises(ValueError, match=r"models \[.*\]: the compressed weights give non-finite outputs"):
+        live_denoiser({"m": model}, digits()[0], compression="float16")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+def test_models_that_are_not_float32_get_a_named_error(dtype):
+    # was a RuntimeError from torch's Linear: "mat1 and mat2 must have the same dtype"
+    with pytest.raises(TypeError, match=r"models\['m'\] has torch\.float\d\d parameters; .* model\.float\(\)"):
+        live_denoiser({"m": FCAutoencoder(4, (8,)).to(dtype)}, digits()[0])
