@@ -240,9 +240,15 @@ def check_covariance(name: str, cov: Tensor) -> Tensor:
         raise ValueError(f"{name} must be positive definite (every eigenvalue > 0), got smallest "
                          f"eigenvalue {low:.3g}")
     # A singular matrix (rank-1 v v^T, say) can pass Cholesky by rounding alone; its log-determinant
-    # and inverse would then be rounding noise, so it is refused like any other singular one.
+    # and inverse would then be rounding noise, so it is refused like any other singular one. The
+    # floor is per matrix of a stack: a small, well-conditioned one next to a large one is fine.
+    if cov.numel():
+        per_low, per_high = eig.min(-1).values.reshape(-1), eig.abs().amax(-1).reshape(-1)
+        ratio = per_low / per_high
+        worst = int(ratio.argmin())
+        low, high = float(per_low[worst]), float(per_high[worst])
     floor = 10 * cov.shape[-1] * torch.finfo(cov.dtype).eps * high
-    if low <= floor:
+    if cov.numel() and low <= floor:
         raise ValueError(f"{name} must be positive definite (every eigenvalue > 0), but its smallest "
                          f"eigenvalue {low:.3g} is rounding noise next to its largest {high:.3g} "
                          "(numerically singular)")

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from funml_lib.estimators import (
+    check_covariance,
     gaussian_kl_full,
     gaussian_kl_monte_carlo,
     linear_gaussian_elbo,
@@ -288,3 +289,14 @@ def test_gaussian_kl_full_needs_symmetric_positive_definite_covariances():
     assert float(gaussian_kl_full(m, eye, m, eye)[0]) == 0.0  # KL of a distribution to itself
     with pytest.raises(ValueError, match="smallest eigenvalue 0$"):
         check_covariance("S", torch.zeros(2, 2))  # singular: semi-definite is not enough
+
+
+def test_singularity_floor_is_per_matrix_of_a_stack():
+    # a well-conditioned 1e-7 I next to I in one float32 stack was refused as "numerically singular"
+    stack = torch.stack([torch.eye(2) * 1e-7, torch.eye(2)])
+    assert check_covariance("cov", stack) is stack
+    m = torch.zeros(2, 2)
+    kl = gaussian_kl_full(m, stack, m, torch.eye(2))
+    assert kl[1] == 0 and float(kl[0]) == pytest.approx(0.5 * (2e-7 - 2 - 2 * math.log(1e-7)), rel=1e-4)
+    with pytest.raises(ValueError, match="must be positive definite"):  # a singular one in the stack still is
+        check_covariance("cov", torch.stack([torch.ones(2, 2) * (1 + 1e-9), torch.eye(2)]).double())
