@@ -163,6 +163,8 @@ def linear_probe(z_train: Tensor, y_train: Tensor, z_test: Tensor, y_test: Tenso
     """
     z_train = check_images("z_train", z_train, features=None)
     z_test = check_images("z_test", z_test, features=None)
+    if z_test.dtype != z_train.dtype:  # else torch's "expected m1 and m2 to have the same dtype" mid-fit
+        raise TypeError(f"z_test must have the dtype of z_train ({z_train.dtype}), got {z_test.dtype}")
     if z_test.shape[1] != z_train.shape[1]:
         raise ValueError(f"z_test must have the {z_train.shape[1]} features of z_train, "
                          f"got {z_test.shape[1]}")
@@ -179,8 +181,8 @@ def linear_probe(z_train: Tensor, y_train: Tensor, z_test: Tensor, y_test: Tenso
     mean, std = z_train.mean(0), z_train.std(0).clamp_min(1e-6)   # constant features become 0
     a_train, a_test = (z_train - mean) / std, (z_test - mean) / std
     k = int(max(y_train.max(), y_test.max())) + 1
-    W = torch.zeros(a_train.shape[1], k, device=a_train.device, requires_grad=True)
-    b = torch.zeros(k, device=a_train.device, requires_grad=True)
+    W = torch.zeros(a_train.shape[1], k, device=a_train.device, dtype=a_train.dtype, requires_grad=True)
+    b = torch.zeros(k, device=a_train.device, dtype=a_train.dtype, requires_grad=True)
     optimizer = torch.optim.Adam([W, b], lr=lr)
     threads = torch.get_num_threads()
     if a_train.device.type == "cpu":

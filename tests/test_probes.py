@@ -202,3 +202,13 @@ def test_linear_dae_optimum_refuses_nan_data():
     x[0, 0] = float("nan")
     with pytest.raises(ValueError, match="^x contains NaN; every entry must be finite$"):
         linear_dae_optimum(x, 0.5)
+
+
+def test_linear_probe_takes_float64_codes_and_names_a_dtype_mix():
+    # float64 codes failed with torch's "expected m1 and m2 to have the same dtype" from inside the fit
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(40) % 2
+    z = torch.randn(40, 3, generator=g, dtype=torch.float64) + y[:, None].double() * 4
+    assert linear_probe(z, y, z, y) == 1.0
+    with pytest.raises(TypeError, match="z_test must have the dtype of z_train"):
+        linear_probe(z, y, z.float(), y)
