@@ -233,22 +233,20 @@ def check_covariance(name: str, cov: Tensor) -> Tensor:
     if asym > tol:
         raise ValueError(f"{name} must be symmetric (a covariance), but it differs from its transpose by "
                          f"up to {asym:.3g}")
+    if not cov.numel():
+        return given
     info = torch.linalg.cholesky_ex(cov).info
-    eig = torch.linalg.eigvalsh(cov) if cov.numel() else cov.new_ones(1)
-    low, high = float(eig.min()), float(eig.abs().max())
+    eig = torch.linalg.eigvalsh(cov)                    # (..., K), ascending
     if bool((info != 0).any()):
         raise ValueError(f"{name} must be positive definite (every eigenvalue > 0), got smallest "
-                         f"eigenvalue {low:.3g}")
+                         f"eigenvalue {float(eig.min()):.3g}")
     # A singular matrix (rank-1 v v^T, say) can pass Cholesky by rounding alone; its log-determinant
     # and inverse would then be rounding noise, so it is refused like any other singular one. The
     # floor is per matrix of a stack: a small, well-conditioned one next to a large one is fine.
-    if cov.numel():
-        per_low, per_high = eig.min(-1).values.reshape(-1), eig.abs().amax(-1).reshape(-1)
-        ratio = per_low / per_high
-        worst = int(ratio.argmin())
-        low, high = float(per_low[worst]), float(per_high[worst])
-    floor = 10 * cov.shape[-1] * torch.finfo(cov.dtype).eps * high
-    if cov.numel() and low <= floor:
+    low, high = eig[..., 0].reshape(-1), eig.abs().amax(-1).reshape(-1)
+    worst = int((low / high).argmin())
+    low, high = float(low[worst]), float(high[worst])
+    if low <= 10 * cov.shape[-1] * torch.finfo(cov.dtype).eps * high:
         raise ValueError(f"{name} must be positive definite (every eigenvalue > 0), but its smallest "
                          f"eigenvalue {low:.3g} is rounding noise next to its largest {high:.3g} "
                          "(numerically singular)")

@@ -32,7 +32,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from funml_lib._validate import env_flag
+from funml_lib._validate import check_int_range, check_positive_int, env_flag
 
 EXPLORER_CLASS = "funml-explorer"
 STATIC_ENV = "FUNML_STATIC"
@@ -83,8 +83,6 @@ def image_png(image: np.ndarray, scale: int = 1, levels: int = 16) -> bytes:
     gray levels, an int in [2, 256] (up to 16: a 4-bit PNG, a third of the 8-bit size; above: 8-bit).
     scale: an int >= 1."""
     from PIL import Image
-
-    from funml_lib._validate import check_int_range, check_positive_int
 
     scale = check_positive_int("scale", scale)  # 0, -2 or 2.5 were ignored or truncated without a word
     levels = check_int_range("levels", levels, 2, 256)  # 0 or 1 gave an all-black frame
