@@ -149,8 +149,8 @@ def live_latent(vae_2d: VAE, digits: Tensor, labels: Tensor | None = None, n_poi
                         f'{c}</span>' for c in range(10)) + "</span>") if scatter_labels is not None else ""
     body = (picker(y, len(x)) + '<div class="funml-live-panels">' + pad()
             # before the plane: in view while dragging on a phone
-            + image("decoded", "decoded G_phi(z)", "the digit decoded from z").replace(
-                "G_phi(z)", "G<sub>φ</sub>(z)")
+            + image("decoded", "decoded G_phi(z)", "the digit decoded from z",
+                    caption_html="decoded G<sub>φ</sub>(z)")
             + '<figure><canvas class="funml-live-plane" width="300" height="300" tabindex="0" '
             'role="application" aria-roledescription="latent plane" aria-label="Latent plane of the test '
             'codes: drag the point or use the arrow keys (Shift for larger steps) to move z"></canvas>'

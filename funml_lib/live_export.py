@@ -299,11 +299,12 @@ def pad() -> str:
             + image("input", "the models' 28 × 28 input"))
 
 
-def image(name: str, caption: str, alt: str | None = None) -> str:
-    """A 28 x 28 output canvas (shown 4x, pixelated) named `name` for state(), with its caption."""
+def image(name: str, caption: str, alt: str | None = None, caption_html: str | None = None) -> str:
+    """A 28 x 28 output canvas (shown 4x, pixelated) named `name` for state(), with its caption
+    (plain text, escaped; `caption_html`, trusted markup such as G<sub>φ</sub>, replaces it on screen)."""
     return (f'<figure><canvas class="funml-live-out" data-funml-output="{html.escape(name)}" width="28" '
             f'height="28" role="img" aria-label="{html.escape(alt or caption)}"></canvas>'
-            f'<figcaption>{html.escape(caption)}</figcaption></figure>')
+            f'<figcaption>{caption_html or html.escape(caption)}</figcaption></figure>')
 
 
 def check_models(name: str, models: object, cls: type, limit: int) -> dict[str, nn.Module]:
